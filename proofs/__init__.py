@@ -1,0 +1,1 @@
+"""Machine-checked derivations of the theory (sympy), one statement per module."""

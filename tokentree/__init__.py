@@ -1,0 +1,1 @@
+"""Token trees, the compression protocol and the elasticity law (numpy + numba only)."""
