@@ -134,7 +134,9 @@ def config_from_dict(cls: type[T], data: dict, *, prefix: str = "") -> T:
     for key, value in data.items():
         dotted = f"{prefix}{key}"
         if key not in fields:
-            close = [f for f in fields if f.startswith(key) or key in f.split("_")]
+            # prefixes ("learn"), words ("rate") and initials ("lr" for learning_rate) first
+            close = [f for f in fields if f.startswith(key) or key in f.split("_")
+                     or key == "".join(w[0] for w in f.split("_") if w)]
             close = close or difflib.get_close_matches(key, list(fields), n=1, cutoff=0.5)
             hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
             table = prefix.rstrip(".") or "top level"
