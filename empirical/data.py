@@ -1,0 +1,347 @@
+"""Token-tree worlds for language models: components with marker tokens, exact entropies, batches.
+
+A *world* has ``C`` components (sources). Every sequence is ``BOS, M_i, x_1..x_L, EOS`` where the
+marker ``M_i`` names its component, so the components are prefix-disjoint (paper Thm 4.2's
+"pairwise disjoint" datasets) and a dataset's component-identifying term is exactly the first
+predicted token (PROTOTYPE.md pitfall P1). The content of a component is a token tree with a known
+distribution, so its entropy is exact:
+
+* :class:`MarkovComponent`: a first-order Markov chain over the content tokens with a uniform length
+  law. Its tree is infinite in practice (about 40 nats per sequence, nothing repeats), but the entropy
+  per sequence is a finite sum (:meth:`MarkovComponent.entropy_nats`).
+* :class:`TreeComponent`: an explicit token tree, i.e. ``M`` complete sequences (leaves) with masses,
+  e.g. Pareto masses as in the paper's Thm 4.2; entropy ``-sum m log m``.
+
+Token ids: ``PAD = 0``, ``BOS = 1``, ``EOS = 2``, markers ``3..3+C-1``, content ``3+C..``. Everything
+here is in **nats** (LM losses are natural logs). The torch helpers (:func:`collate`,
+:func:`batch_stream`) import torch lazily, so worlds can be built without it.
+
+For an ideal compressor trained on the union of datasets with ``n_i`` sequences of component ``i``,
+the code length of a component-``j`` sequence is ``-log w_j + H_j`` with ``w = n / n.sum()``
+(:func:`mixture_weights`); only the marker term depends on the dataset sizes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tokentree.errors import InvalidInputError
+
+from .config import WorldConfig
+
+__all__ = [
+    "PAD", "BOS", "EOS",
+    "MarkovComponent", "TreeComponent", "World", "Corpus", "SequenceDataset",
+    "build_world", "mixture_weights", "collate", "batch_stream", "iterate_batches", "as_generator",
+]
+
+PAD, BOS, EOS = 0, 1, 2
+
+
+def as_generator(seed) -> np.random.Generator:
+    """None, an int >= 0, a SeedSequence or a Generator -> a Generator; anything else is an error."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, np.random.SeedSequence) or (
+            isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
+        return np.random.default_rng(seed)
+    raise InvalidInputError(f"seed must be None, an int >= 0, a SeedSequence or a numpy Generator; got {seed!r}.")
+
+
+def _zipf_row(n: int, s: float, rng: np.random.Generator) -> np.ndarray:
+    p = np.arange(1, n + 1, dtype=np.float64) ** (-s)
+    p /= p.sum()
+    return p[rng.permutation(n)]  # random rank order: each row prefers different tokens
+
+
+def _entropy_nats(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+@dataclass(frozen=True, eq=False)
+class MarkovComponent:
+    """First-order Markov content with length L uniform on [min_length, max_length].
+
+    ``init``: (V,) first-token distribution; ``trans``: (V, V) row-stochastic transition matrix.
+    """
+
+    init: np.ndarray
+    trans: np.ndarray
+    min_length: int
+    max_length: int
+
+    @property
+    def n_lengths(self) -> int:
+        return self.max_length - self.min_length + 1
+
+    @property
+    def mean_length(self) -> float:
+        return (self.min_length + self.max_length) / 2
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """``n`` content strings (0-based content ids), vectorised over sequences."""
+        lengths = rng.integers(self.min_length, self.max_length + 1, size=n)
+        out = np.empty((n, self.max_length), dtype=np.int64)
+        cum_init, cum_trans = np.cumsum(self.init), np.cumsum(self.trans, axis=1)
+        v = len(self.init)
+        out[:, 0] = np.minimum(np.searchsorted(cum_init, rng.random(n), side="right"), v - 1)
+        for j in range(1, self.max_length):
+            u = rng.random(n)
+            rows = cum_trans[out[:, j - 1]]                     # (n, V)
+            out[:, j] = np.minimum((rows < u[:, None]).sum(axis=1), v - 1)
+        return [out[i, :lengths[i]].copy() for i in range(n)]
+
+    def entropy_nats(self) -> float:
+        """Exact entropy of one sequence (content and its end), given the marker.
+
+        log P(x) = log P(L) + sum_j log T(x_j | x_{j-1}), so H = H(L) + sum_j P(L >= j) h_j, where
+        h_j is the expected conditional entropy of the j-th token under the chain's marginal.
+        """
+        row_h = np.array([_entropy_nats(r) for r in self.trans])
+        h = math.log(self.n_lengths)
+        marginal = self.init.copy()
+        h += _entropy_nats(self.init)                       # j = 1: every sequence has L >= 1
+        for j in range(2, self.max_length + 1):
+            p_ge = min(1.0, (self.max_length - j + 1) / self.n_lengths)
+            h += p_ge * float(marginal @ row_h)
+            marginal = marginal @ self.trans
+        return h
+
+    def log_n_sequences(self) -> float:
+        """log of the number of possible sequences (the leaves M of Def 4.1), counting only positive
+        transitions."""
+        support = np.count_nonzero(self.trans > 0, axis=1).mean()  # exact for full-support rows
+        logs = [math.log(np.count_nonzero(self.init)) + (L - 1) * math.log(support)
+                for L in range(self.min_length, self.max_length + 1)]
+        m = max(logs)
+        return m + math.log(sum(math.exp(x - m) for x in logs))
+
+
+@dataclass(frozen=True, eq=False)
+class TreeComponent:
+    """An explicit token tree: ``leaves`` (distinct content strings) with ``masses`` summing to 1."""
+
+    leaves: tuple[np.ndarray, ...]
+    masses: np.ndarray
+
+    def __post_init__(self) -> None:
+        m = np.asarray(self.masses, dtype=np.float64)
+        if m.ndim != 1 or len(m) != len(self.leaves) or len(m) == 0:
+            raise InvalidInputError(f"masses must be a 1-D array with one mass per leaf ({len(self.leaves)}); "
+                                    f"got shape {m.shape}.")
+        if not np.all(np.isfinite(m)) or m.min() < 0 or abs(m.sum() - 1) > 1e-9:
+            raise InvalidInputError(f"masses must be finite, >= 0 and sum to 1; got sum={m.sum():.6g}, "
+                                    f"min={m.min():.3g}.")
+        if len({tuple(x.tolist()) for x in self.leaves}) != len(self.leaves):
+            raise InvalidInputError("leaves must be distinct sequences; got duplicates.")
+
+    @property
+    def mean_length(self) -> float:
+        return float(sum(m * len(x) for m, x in zip(self.masses, self.leaves)))
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+        idx = rng.choice(len(self.leaves), size=n, p=self.masses)
+        return [self.leaves[i].copy() for i in idx]
+
+    def entropy_nats(self) -> float:
+        return _entropy_nats(np.asarray(self.masses))
+
+    def log_n_sequences(self) -> float:
+        return math.log(len(self.leaves))
+
+
+@dataclass(frozen=True, eq=False)
+class Corpus:
+    """Full token sequences (with BOS, marker, EOS) and the component of each."""
+
+    sequences: tuple[np.ndarray, ...]
+    components: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def __add__(self, other: Corpus) -> Corpus:
+        return Corpus(self.sequences + other.sequences, np.concatenate([self.components, other.components]))
+
+    def take(self, n: int) -> Corpus:
+        """The first ``n`` sequences (nested prefixes of one stream: common random numbers across sizes)."""
+        if not 0 <= n <= len(self):
+            raise InvalidInputError(f"n must be an int in [0, {len(self)}]; got {n!r}.")
+        return Corpus(self.sequences[:n], self.components[:n])
+
+    def counts(self, n_components: int) -> np.ndarray:
+        return np.bincount(self.components, minlength=n_components)
+
+    @property
+    def n_predicted_tokens(self) -> int:
+        return int(sum(len(s) - 1 for s in self.sequences))
+
+
+class World:
+    """Components with distinct marker tokens; sampling, exact entropies and the mixture ideal."""
+
+    def __init__(self, components: Sequence[MarkovComponent | TreeComponent], content_vocab: int):
+        if len(components) < 2:
+            raise InvalidInputError(f"components must hold at least 2 components; got {len(components)}.")
+        self.components = tuple(components)
+        self.content_vocab = int(content_vocab)
+
+    @property
+    def n_components(self) -> int:
+        return len(self.components)
+
+    @property
+    def vocab_size(self) -> int:
+        return 3 + self.n_components + self.content_vocab
+
+    @property
+    def max_sequence_tokens(self) -> int:
+        return 3 + max(c.max_length if isinstance(c, MarkovComponent) else max(len(x) for x in c.leaves)
+                       for c in self.components)
+
+    def marker(self, component: int) -> int:
+        self._check_component(component)
+        return 3 + component
+
+    def _check_component(self, component: int) -> None:
+        if not (isinstance(component, (int, np.integer)) and 0 <= component < self.n_components):
+            raise InvalidInputError(f"component must be an int in [0, {self.n_components - 1}]; got {component!r}.")
+
+    def sample(self, component: int, n: int, seed=None) -> Corpus:
+        """``n`` sequences of one component: ``BOS, M_i, content + offset, EOS``."""
+        self._check_component(component)
+        if not (isinstance(n, (int, np.integer)) and n >= 0):
+            raise InvalidInputError(f"n must be an int >= 0; got {n!r}.")
+        rng = as_generator(seed)
+        offset = 3 + self.n_components
+        head = np.array([BOS, self.marker(component)], dtype=np.int64)
+        tail = np.array([EOS], dtype=np.int64)
+        seqs = tuple(np.concatenate([head, x + offset, tail]) for x in self.components[component].sample(n, rng))
+        return Corpus(seqs, np.full(n, component, dtype=np.int64))
+
+    def sample_mixture(self, counts: Sequence[int], seed=None) -> Corpus:
+        """``counts[i]`` sequences of each component i, concatenated in component order."""
+        if len(counts) != self.n_components:
+            raise InvalidInputError(f"counts must have one entry per component ({self.n_components}); got {list(counts)}.")
+        gens = as_generator(seed).spawn(self.n_components)
+        parts = [self.sample(i, int(c), gens[i]) for i, c in enumerate(counts)]
+        out = parts[0]
+        for p in parts[1:]:
+            out = out + p
+        return out
+
+    def entropy_nats(self, component: int) -> float:
+        """Exact entropy of a component's sequence after its marker (content + EOS), nats/sequence."""
+        self._check_component(component)
+        return self.components[component].entropy_nats()
+
+    def mean_predicted_tokens(self, component: int) -> float:
+        """Expected number of predicted tokens per sequence: marker + content + EOS."""
+        self._check_component(component)
+        return self.components[component].mean_length + 2
+
+    def log_n_sequences(self, component: int) -> float:
+        self._check_component(component)
+        return self.components[component].log_n_sequences()
+
+
+def build_world(cfg: WorldConfig) -> World:
+    """The world of a :class:`~empirical.config.WorldConfig`; deterministic in ``cfg.seed``."""
+    rng = np.random.default_rng(cfg.seed)
+    v = cfg.content_vocab
+    comps: list[MarkovComponent | TreeComponent] = []
+    for _ in range(cfg.n_components):
+        init = _zipf_row(v, cfg.zipf_exponent, rng)
+        trans = np.stack([_zipf_row(v, cfg.zipf_exponent, rng) for _ in range(v)])
+        chain = MarkovComponent(init, trans, cfg.min_length, cfg.max_length)
+        if cfg.content == "markov":
+            comps.append(chain)
+            continue
+        leaves: dict[tuple, np.ndarray] = {}
+        for _attempt in range(100):
+            for x in chain.sample(2 * cfg.n_leaves, rng):
+                leaves.setdefault(tuple(x.tolist()), x)
+                if len(leaves) == cfg.n_leaves:
+                    break
+            if len(leaves) == cfg.n_leaves:
+                break
+        if len(leaves) < cfg.n_leaves:
+            raise InvalidInputError(f"world.n_leaves must be at most the number of distinct sequences the chain "
+                                    f"produces; got {cfg.n_leaves} (found {len(leaves)}).")
+        masses = rng.pareto(cfg.pareto_alpha, cfg.n_leaves) + 1.0
+        comps.append(TreeComponent(tuple(leaves.values()), masses / masses.sum()))
+    return World(comps, v)
+
+
+def mixture_weights(counts: Sequence[float]) -> np.ndarray:
+    """The ideal joint compressor's marker probabilities: ``counts / counts.sum()``."""
+    c = np.asarray(counts, dtype=np.float64)
+    if c.ndim != 1 or c.size == 0 or not np.all(np.isfinite(c)) or c.min() < 0 or c.sum() <= 0:
+        raise InvalidInputError(f"counts must be a non-empty 1-D array of finite values >= 0 with a positive sum; "
+                                f"got {counts!r}.")
+    return c / c.sum()
+
+
+class SequenceDataset:
+    """Map-style dataset over a corpus (usable with ``torch.utils.data.DataLoader`` and :func:`collate`)."""
+
+    def __init__(self, corpus: Corpus):
+        self.corpus = corpus
+
+    def __len__(self) -> int:
+        return len(self.corpus)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.corpus.sequences[i]
+
+
+def collate(seqs: Sequence[np.ndarray], pad_id: int = PAD) -> dict:
+    """Right-pad sequences into ``input_ids``/``attention_mask``/``labels`` (labels -100 on padding).
+
+    HF causal LMs shift the labels inside, so position t predicts token t+1 and the first token (BOS)
+    is never predicted.
+    """
+    import torch
+
+    if len(seqs) == 0:
+        raise InvalidInputError("seqs must hold at least one sequence; got an empty batch.")
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)    # (batch, pos)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.as_tensor(s, dtype=torch.long)
+        mask[i, :len(s)] = 1
+    labels = ids.masked_fill(mask == 0, -100)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def batch_stream(corpus: Corpus | Sequence[np.ndarray], batch_size: int, seed=None) -> Iterator[dict]:
+    """Endless micro-batches: shuffled epochs (reshuffled each epoch, seeded), each batch collated.
+
+    Deterministic for a fixed ``seed``: a resumed run recreates the stream and skips what it used.
+    """
+    seqs = corpus.sequences if isinstance(corpus, Corpus) else tuple(corpus)
+    if not seqs:
+        raise InvalidInputError("corpus must hold at least one sequence; got none.")
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be an int >= 1; got {batch_size!r}.")
+    rng = as_generator(seed)
+    while True:
+        order = rng.permutation(len(seqs))
+        for start in range(0, len(order) - batch_size + 1 if len(order) >= batch_size else 1, batch_size):
+            idx = order[start:start + batch_size]
+            if len(idx) < batch_size:  # a corpus smaller than a batch: sample with replacement
+                idx = rng.choice(len(seqs), size=batch_size)
+            yield collate([seqs[i] for i in idx])
+
+
+def iterate_batches(corpus: Corpus | Sequence[np.ndarray], batch_size: int) -> Iterator[dict]:
+    """One ordered pass in batches of ``batch_size`` (the last may be smaller), for evaluation."""
+    seqs = corpus.sequences if isinstance(corpus, Corpus) else tuple(corpus)
+    for start in range(0, len(seqs), batch_size):
+        yield collate(seqs[start:start + batch_size])

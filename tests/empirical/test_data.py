@@ -1,0 +1,106 @@
+"""empirical.data: worlds, exact entropies, sampling and batching."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from empirical.config import WorldConfig
+from empirical.data import (BOS, EOS, PAD, MarkovComponent, TreeComponent, batch_stream, build_world, collate,
+                            iterate_batches, mixture_weights)
+from tokentree.errors import InvalidInputError
+
+
+def _markov_logp(c: MarkovComponent, x: np.ndarray) -> float:
+    return (math.log(1 / c.n_lengths) + math.log(c.init[x[0]])
+            + float(np.log(c.trans[x[:-1], x[1:]]).sum()))
+
+
+def test_markov_entropy_is_exact_against_enumeration():
+    # tiny chain: enumerate every sequence and sum -p log p; the closed form must agree to 1e-10
+    rng = np.random.default_rng(0)
+    init = rng.dirichlet(np.ones(3))
+    trans = rng.dirichlet(np.ones(3), size=3)
+    c = MarkovComponent(init, trans, 1, 3)
+    import itertools
+
+    total_p, h = 0.0, 0.0
+    for L in range(1, 4):
+        for x in itertools.product(range(3), repeat=L):
+            p = math.exp(_markov_logp(c, np.array(x)))
+            total_p += p
+            h -= p * math.log(p)
+    assert total_p == pytest.approx(1.0, abs=1e-12)
+    assert c.entropy_nats() == pytest.approx(h, abs=1e-10)
+    assert c.log_n_sequences() == pytest.approx(math.log(3 + 9 + 27), abs=1e-12)
+
+
+def test_markov_sampler_matches_its_entropy_by_monte_carlo():
+    world = build_world(WorldConfig(min_length=4, max_length=8, content_vocab=8))
+    c = world.components[0]
+    xs = c.sample(4000, np.random.default_rng(1))
+    nll = np.array([-_markov_logp(c, x) for x in xs])
+    assert abs(nll.mean() - c.entropy_nats()) < 4 * nll.std() / math.sqrt(len(nll))
+    assert {len(x) for x in xs} == set(range(4, 9))
+
+
+def test_sequences_carry_bos_marker_content_eos_and_components_are_disjoint(world):
+    corpus = world.sample_mixture([5, 6, 7], seed=3)
+    assert len(corpus) == 18 and corpus.counts(3).tolist() == [5, 6, 7]
+    offset = 3 + world.n_components
+    for seq, comp in zip(corpus.sequences, corpus.components):
+        assert seq[0] == BOS and seq[-1] == EOS and seq[1] == world.marker(int(comp))
+        assert seq[2:-1].min() >= offset and seq[2:-1].max() < world.vocab_size
+
+
+def test_sampling_is_deterministic_in_the_seed_and_take_gives_nested_prefixes(world):
+    a, b = world.sample(2, 20, seed=7), world.sample(2, 20, seed=7)
+    assert all(np.array_equal(x, y) for x, y in zip(a.sequences, b.sequences))
+    assert all(np.array_equal(x, y) for x, y in zip(a.take(5).sequences, a.sequences[:5]))
+    with pytest.raises(InvalidInputError, match=r"n must be an int in \[0, 20\]; got 21"):
+        a.take(21)
+
+
+def test_pareto_tree_world_has_distinct_leaves_and_leaf_entropy():
+    world = build_world(WorldConfig(content="pareto", n_leaves=30, min_length=3, max_length=6, content_vocab=6))
+    comp = world.components[1]
+    assert isinstance(comp, TreeComponent) and len(comp.leaves) == 30
+    m = comp.masses
+    assert world.entropy_nats(1) == pytest.approx(float(-(m * np.log(m)).sum()))
+    assert world.log_n_sequences(1) == pytest.approx(math.log(30))
+
+
+def test_tree_component_rejects_bad_masses_and_duplicates():
+    leaves = (np.array([0, 1]), np.array([1]))
+    with pytest.raises(InvalidInputError, match="masses must be finite, >= 0 and sum to 1"):
+        TreeComponent(leaves, np.array([0.5, 0.6]))
+    with pytest.raises(InvalidInputError, match="leaves must be distinct"):
+        TreeComponent((np.array([1]), np.array([1])), np.array([0.5, 0.5]))
+
+
+def test_collate_pads_right_and_masks_labels():
+    batch = collate([np.array([1, 3, 7, 2]), np.array([1, 4, 2])])
+    assert batch["input_ids"].tolist() == [[1, 3, 7, 2], [1, 4, 2, PAD]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
+    assert batch["labels"].tolist() == [[1, 3, 7, 2], [1, 4, 2, -100]]
+
+
+def test_batch_stream_covers_each_epoch_once_and_iterate_batches_keeps_order(world):
+    corpus = world.sample(0, 12, seed=0)
+    it = batch_stream(corpus, 4, seed=0)
+    seen = [tuple(row[row != PAD].tolist()) for _ in range(3) for row in next(it)["input_ids"]]
+    assert sorted(seen) == sorted(tuple(s.tolist()) for s in corpus.sequences)
+    sizes = [b["input_ids"].shape[0] for b in iterate_batches(corpus, 5)]
+    assert sizes == [5, 5, 2]
+
+
+def test_mixture_weights_and_bad_inputs(world):
+    assert mixture_weights([1, 1, 2]).tolist() == [0.25, 0.25, 0.5]
+    with pytest.raises(InvalidInputError, match="counts must be a non-empty 1-D array"):
+        mixture_weights([0, 0])
+    with pytest.raises(InvalidInputError, match=r"component must be an int in \[0, 2\]; got 3"):
+        world.sample(3, 5)
+    with pytest.raises(InvalidInputError, match="seed must be None, an int >= 0"):
+        world.sample(0, 5, seed="x")
