@@ -156,7 +156,10 @@ def plot_table3(positives: Sequence[float], kl_after: Mapping, neg_to_eps: Mappi
         ax.set_ylabel(f"paper (reported): {name}", color=PAPER_COLOR)
         twin.set_ylabel(f"ours: {name}", color="C0")
         ax.legend(loc="upper left", fontsize=8)
-        twin.legend(loc="lower right", fontsize=8)
+        if twin.get_legend_handles_labels()[0]:
+            twin.legend(loc="lower right", fontsize=8)
+        else:
+            twin.text(0.98, 0.05, "ours: never under ε", transform=twin.transAxes, ha="right", color="C0")
     axes[0].set_title("Table 3(a): paper (grey, left axis) vs ours (blue, right axis)")
     axes[1].set_title("Table 3(b): paper (grey, left axis) vs ours (blue, right axis)")
     return _save(fig, path)

@@ -1,0 +1,465 @@
+"""Rebound (paper §5.2, Figure 4 and Table 3) on a token-tree world, with an equal-steps control.
+
+Protocol, per seed (digest §4.2, scaled to the world by ``data.paper_scale``):
+
+1. pre-train a small LM on D_p, a mixture of every component (``data.n_pretrain`` each); its
+   behaviour score s0 is the *pre-trained level*;
+2. align copies of it on growing volumes of positive data (component ``aligned_component``, the
+   paper's 1000/2000/5000/10000 times ``paper_scale``), ``align_epochs`` epochs each (the paper's
+   *volume* protocol: more data = more steps) and, as a control, with every volume trained for the same
+   number of steps (the largest volume's; ``equal_steps``), which separates data volume from step
+   count (PROTOTYPE.md P5);
+3. fine-tune each aligned model on negative data (component ``perturbed_component``) in one ordered
+   pass, measuring after the cumulative counts ``data.negatives`` (nested prefixes of one negative
+   stream, common to every positive volume: the paper's 100..2000 times ``paper_scale``);
+4. after every stage: behaviour score p(M_a)/(p(M_a)+p(M_t)) and its logit margin (exact, from the
+   marker distribution), γ_a and γ_p (held-out bits/token) and KL(pre-trained ‖ model) per token on
+   held-out sequences of every component.
+
+Claims (digest §5.3 items 15–16): 15a at the first negative point the score increases with positive
+data; 15b after about 1000 (paper) negatives the ordering reverses or collapses; 15c the curves approach
+the pre-trained level and flatten; 16a KL after alignment increases with positive data; 16b the
+negatives needed to bring KL under ε decrease with positive data. Orderings are measured per seed as
+the least-squares slope against log10(positives), with a Student-t CI over seeds. When an ordering
+comes out against the paper, the claim's ``details.controls`` reports the same statistic under the
+controls that can explain it: the margin instead of the score (P7) and the equal-steps runs (P5).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tokentree.config import check_range, config_to_dict
+from tokentree.results import Claim
+
+from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
+from ._common import ExperimentBase, PartStore, ls_slope, mean_ci, seed_list, utc_now, write_csv, write_summary
+
+__all__ = ["ReboundData", "Config", "run", "run_seed", "crossing", "seed_statistics", "finite_or_none", "rebound_claims",
+           "curve_bands"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReboundData:
+    """Volumes of the protocol, in sequences of the world (paper units = ours / ``paper_scale``)."""
+
+    n_pretrain: int = 1000
+    positives: tuple[int, ...] = (100, 200, 500, 1000)
+    negatives: tuple[int, ...] = (10, 20, 50, 100, 200)
+    paper_scale: float = 0.1
+    aligned_component: int = 1
+    perturbed_component: int = 2
+    n_kl_sequences: int = 300
+
+    def __post_init__(self) -> None:
+        check_range("n_pretrain", self.n_pretrain, self.n_pretrain >= 1, "an int >= 1 (sequences per component)")
+        for name in ("positives", "negatives"):
+            v = getattr(self, name)
+            ok = len(v) >= 1 and all(x >= 1 for x in v) and all(a < b for a, b in zip(v, v[1:]))
+            check_range(name, list(v), ok, "a non-empty, strictly increasing list of ints >= 1")
+        check_range("paper_scale", self.paper_scale, 0 < self.paper_scale <= 1e3, "a float in (0, 1000]")
+        check_range("aligned_component", self.aligned_component, self.aligned_component >= 0, "an int >= 0")
+        check_range("perturbed_component", self.perturbed_component,
+                    self.perturbed_component >= 0 and self.perturbed_component != self.aligned_component,
+                    f"an int >= 0 different from aligned_component ({self.aligned_component})")
+        check_range("n_kl_sequences", self.n_kl_sequences, self.n_kl_sequences >= 1, "an int >= 1")
+
+
+def _align_default() -> TrainConfig:
+    return TrainConfig(learning_rate=1e-3, batch_size=32, warmup_steps=0, decay="constant", max_steps=0)
+
+
+def _negative_default() -> TrainConfig:
+    return TrainConfig(learning_rate=1e-3, batch_size=10, warmup_steps=0, decay="constant", max_steps=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(ExperimentBase):
+    """The rebound protocol. ``align.max_steps`` and ``negative.max_steps`` are ignored: the step counts
+    follow from the volumes (``align_epochs`` epochs; one pass over the largest negative volume)."""
+
+    protocol: str = "rebound"
+    world: WorldConfig = field(default_factory=WorldConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: ReboundData = field(default_factory=ReboundData)
+    pretrain: TrainConfig = field(default_factory=TrainConfig)
+    align: TrainConfig = field(default_factory=_align_default)
+    negative: TrainConfig = field(default_factory=_negative_default)
+    align_epochs: int = 3
+    equal_steps: bool = True
+    kl_epsilon: float = 0.02
+    eval: EvalConfig = field(default_factory=lambda: EvalConfig(n_heldout=300))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("align_epochs", self.align_epochs, self.align_epochs >= 1, "an int >= 1")
+        check_range("kl_epsilon", self.kl_epsilon, math.isfinite(self.kl_epsilon) and self.kl_epsilon > 0,
+                    "a finite float > 0 (nats per token)")
+        for name in ("aligned_component", "perturbed_component"):
+            v = getattr(self.data, name)
+            check_range(f"data.{name}", v, v < self.world.n_components,
+                        f"an int < world.n_components ({self.world.n_components})")
+        per_step = self.negative.batch_size * self.negative.grad_accum
+        check_range("data.negatives", list(self.data.negatives), all(n % per_step == 0 for n in self.data.negatives),
+                    f"multiples of negative.batch_size * negative.grad_accum ({per_step}): the negative pass is "
+                    f"read after whole steps")
+
+    def align_steps(self, n_positive: int, *, equal_steps: bool) -> int:
+        """Optimizer steps of the positive stage: ``align_epochs`` epochs of ``n_positive`` sequences, or
+        the largest volume's count for every volume under the equal-steps control."""
+        per_step = self.align.batch_size * self.align.grad_accum
+        n = max(self.data.positives) if equal_steps else n_positive
+        return max(1, math.ceil(self.align_epochs * n / per_step))
+
+
+# --- measurement -----------------------------------------------------------------------------------------
+
+def _measure(model, *, world, ref, heldout_a, heldout_p, kl_data, aligned: int, perturbed: int,
+             batch_size: int) -> dict:
+    from ..metrics import behaviour_score, compression_rate, kl_to_reference, marker_logprobs, sequence_scores
+
+    lp = marker_logprobs(model, world)
+    score, margin = behaviour_score(lp, aligned, perturbed)
+    out = {"score": score, "margin": margin, "marker_logprobs": lp.tolist()}
+    rate_a = compression_rate(sequence_scores(model, heldout_a, batch_size=batch_size))
+    rate_p = compression_rate(sequence_scores(model, heldout_p, batch_size=batch_size))
+    out["gamma_a_bits"] = rate_a["bits_per_token"]
+    out["gamma_p_bits"] = rate_p["bits_per_token"]
+    out["gamma_a_prefix_nats"] = rate_a["prefix_nats_per_sequence"]
+    out["gamma_p_prefix_nats"] = rate_p["prefix_nats_per_sequence"]
+    out["kl_to_pretrained"] = 0.0 if ref is None else kl_to_reference(
+        model, ref, kl_data, batch_size=batch_size)["nats_per_token"]
+    return out
+
+
+def _ordered_batches(corpus, batch_size: int):
+    """One ordered pass (nested prefixes: after s steps the model has seen the first s·b sequences)."""
+    from ..data import iterate_batches
+
+    return iterate_batches(corpus, batch_size)
+
+
+def run_seed(cfg: Config, seed: int, *, progress: bool = False) -> dict:
+    """Every stage of the protocol for one seed; returns a JSON-able record (see module docstring)."""
+    import torch
+
+    from ..data import batch_stream, build_world
+    from ..models import build_model, count_parameters
+    from ..train import train
+
+    t0 = time.perf_counter()
+    world = build_world(cfg.world)
+    d = cfg.data
+    a, t = d.aligned_component, d.perturbed_component
+    ss = np.random.SeedSequence(seed).spawn(6)
+    pre_corpus = world.sample_mixture([d.n_pretrain] * world.n_components, ss[0])
+    heldout_p = world.sample_mixture([cfg.eval.n_heldout] * world.n_components, ss[1])
+    heldout_a = world.sample(a, cfg.eval.n_heldout, ss[2])
+    kl_idx = np.random.default_rng(ss[1]).permutation(len(heldout_p))[:d.n_kl_sequences]
+    kl_data = [heldout_p.sequences[i] for i in sorted(kl_idx)]
+    positives = world.sample(a, max(d.positives), ss[3])
+    negatives = world.sample(t, max(d.negatives), ss[4])
+    init_seed = int(ss[5].generate_state(1)[0])
+
+    model = build_model(cfg.model, world.vocab_size, max_positions=world.max_sequence_tokens, seed=init_seed)
+    measure = dict(world=world, heldout_a=heldout_a, heldout_p=heldout_p, kl_data=kl_data, aligned=a,
+                   perturbed=t, batch_size=cfg.eval.batch_size)
+    train(model, batch_stream(pre_corpus, cfg.pretrain.batch_size, seed=init_seed), cfg.pretrain,
+          progress=progress, desc="pre-train")
+    ref = copy.deepcopy(model).eval()
+    record = {"seed": seed, "n_parameters": count_parameters(model),
+              "pretrain_steps": cfg.pretrain.max_steps,
+              "pretrained": _measure(model, ref=None, **measure), "variants": {}}
+    per_neg_step = cfg.negative.batch_size * cfg.negative.grad_accum
+    neg_cfg = dataclasses.replace(cfg.negative, max_steps=max(d.negatives) // per_neg_step)
+    eval_steps = {n // per_neg_step: n for n in d.negatives}
+    variants = ["volume"] + (["equal_steps"] if cfg.equal_steps else [])
+    for variant in variants:
+        rows = {}
+        for n_pos in d.positives:
+            steps = cfg.align_steps(n_pos, equal_steps=variant == "equal_steps")
+            aligned = copy.deepcopy(ref).train()
+            align_log = train(aligned, batch_stream(positives.take(n_pos), cfg.align.batch_size, seed=init_seed + n_pos),
+                              dataclasses.replace(cfg.align, max_steps=steps), progress=progress,
+                              desc=f"align {variant} {n_pos}")
+            points = [{"negatives": 0, **_measure(aligned, ref=ref, **measure)}]
+
+            def on_step(step, log, _model=aligned, _points=points):
+                if step in eval_steps:
+                    _model.eval()
+                    with torch.no_grad():
+                        _points.append({"negatives": eval_steps[step], **_measure(_model, ref=ref, **measure)})
+                    _model.train()
+
+            neg_log = train(aligned, _ordered_batches(negatives, cfg.negative.batch_size), neg_cfg,
+                            progress=progress, desc=f"negatives {variant} {n_pos}", on_step=on_step)
+            rows[str(n_pos)] = {"positives": n_pos, "align_steps": len(align_log.steps),
+                                "negative_steps": len(neg_log.steps), "points": points}
+        record["variants"][variant] = rows
+    record["wall_time_s"] = time.perf_counter() - t0
+    return record
+
+
+# --- statistics and claims -------------------------------------------------------------------------------
+
+def crossing(xs, ys, level: float) -> float | None:
+    """First x where the curve ys(xs) reaches ``level`` from above (linear interpolation between grid
+    points); ``xs[0]`` if it starts at or below; None if it never gets there."""
+    xs, ys = list(xs), list(ys)
+    if ys[0] <= level:
+        return float(xs[0])
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+        if y1 <= level:
+            return float(x0 + (x1 - x0) * (y0 - level) / (y0 - y1))
+    return None
+
+
+def _curve(rows: dict, key: str) -> tuple[list[int], dict[int, list[float]]]:
+    pos = sorted(int(p) for p in rows)
+    negs = [pt["negatives"] for pt in rows[str(pos[0])]["points"]]
+    return negs, {p: [pt[key] for pt in rows[str(p)]["points"]] for p in pos}
+
+
+def _nearest(values, target) -> int:
+    return int(np.argmin([abs(math.log(max(v, 1e-9)) - math.log(target)) for v in values]))
+
+
+def seed_statistics(record: dict, cfg: Config, variant: str = "volume") -> dict:
+    """Per-seed statistics of one variant: slopes against log10(positives) and crossing counts."""
+    rows = record["variants"][variant]
+    d = cfg.data
+    negs, score = _curve(rows, "score")
+    _, margin = _curve(rows, "margin")
+    _, kl = _curve(rows, "kl_to_pretrained")
+    pos = sorted(score)
+    logp = [math.log10(p) for p in pos]
+    s0, m0 = record["pretrained"]["score"], record["pretrained"]["margin"]
+    first = 1 if len(negs) > 1 else 0                       # first negative point (paper: 100)
+    late = _nearest(negs[1:], 1000 * d.paper_scale) + 1 if len(negs) > 1 else 0   # paper: ~1000
+    cross = {p: crossing(negs, score[p], s0) for p in pos}
+    cross_m = {p: crossing(negs, margin[p], m0) for p in pos}
+    eps = {p: crossing(negs, kl[p], cfg.kl_epsilon) for p in pos}
+    flat = []
+    for p in pos:
+        drops = [(score[p][i] - score[p][i + 1]) / (negs[i + 1] - negs[i]) for i in range(len(negs) - 1)]
+        peak = max(drops) if drops else 0.0
+        flat.append(drops[-1] / peak if peak > 0 else float("nan"))
+    return {
+        "first_negatives": negs[first], "late_negatives": negs[late],
+        "slope_score_first": ls_slope(logp, [score[p][first] for p in pos]) if len(pos) > 1 else float("nan"),
+        "slope_margin_first": ls_slope(logp, [margin[p][first] for p in pos]) if len(pos) > 1 else float("nan"),
+        "slope_score_late": ls_slope(logp, [score[p][late] for p in pos]) if len(pos) > 1 else float("nan"),
+        "slope_margin_late": ls_slope(logp, [margin[p][late] for p in pos]) if len(pos) > 1 else float("nan"),
+        "slope_kl_aligned": ls_slope(logp, [kl[p][0] for p in pos]) if len(pos) > 1 else float("nan"),
+        "crossing_score": cross, "crossing_margin": cross_m, "negatives_to_epsilon": eps,
+        "min_kl": {p: min(kl[p][1:] or kl[p]) for p in pos},
+        "slope_crossing": (ls_slope(logp, [cross[p] for p in pos])
+                           if len(pos) > 1 and all(cross[p] is not None for p in pos) else float("nan")),
+        "slope_epsilon": (ls_slope(logp, [eps[p] for p in pos])
+                          if len(pos) > 1 and all(eps[p] is not None for p in pos) else float("nan")),
+        "flatten_ratio": float(np.nanmean(flat)) if np.isfinite(flat).any() else float("nan"),
+        "final_minus_pretrained": float(np.mean([score[p][-1] - s0 for p in pos])),
+        "mean_crossing": (float(np.mean([cross[p] for p in pos]))
+                          if all(cross[p] is not None for p in pos) else None),
+    }
+
+
+def _ordering_verdict(ci, predicate_sign: int) -> str:
+    """Slope verdicts: ``predicate_sign`` +1 (paper says > 0), -1 (paper says < 0), 0 (paper says <= 0)."""
+    if ci is None:
+        return "inconclusive"
+    lo, hi = ci
+    if predicate_sign > 0:
+        return "holds" if lo > 0 else "fails" if hi < 0 else "inconclusive"
+    if predicate_sign < 0:
+        return "holds" if hi < 0 else "fails" if lo > 0 else "inconclusive"
+    return "holds" if hi <= 0 else "fails" if lo > 0 else "inconclusive"
+
+
+def finite_or_none(obj):
+    """Replace NaN and infinities by None, recursively (JSON has no NaN; None reads as "not measured")."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
+def _stat(stats: list[dict], key: str) -> tuple[float | None, list[float] | None, list]:
+    values = [s[key] for s in stats]
+    m, ci = mean_ci(values)
+    return finite_or_none(m), ci, finite_or_none(values)
+
+
+def _controls(stats_by_variant: dict, keys: dict[str, tuple[str, str]]) -> dict:
+    out = {}
+    for name, (variant, key) in keys.items():
+        if variant not in stats_by_variant:
+            continue
+        m, ci, values = _stat(stats_by_variant[variant], key)
+        out[name] = {"variant": variant, "statistic": key, "mean": m, "ci": ci, "per_seed": values}
+    return out
+
+
+def _explain(verdict: str, predicted_sign: int, controls: dict) -> str:
+    """Name the controls that come out in the paper's direction when the main statistic does not."""
+    if verdict == "holds":
+        return ""
+    agree = [name for name, c in controls.items() if _ordering_verdict(c["ci"], predicted_sign) == "holds"]
+    if agree:
+        return f"against the paper in the main unit; in the paper's direction under: {', '.join(agree)}"
+    return "against the paper (or undecided) under every control measured: " + ", ".join(controls)
+
+
+def rebound_claims(records: list[dict], cfg: Config, *, prefix: str = "rebound") -> tuple[list[Claim], dict]:
+    """Claims 15a–c and 16a–b from per-seed records; returns (claims, per-variant statistics)."""
+    stats = {v: [seed_statistics(r, cfg, v) for r in records] for v in records[0]["variants"]}
+    main = stats["volume"]
+    n = len(records)
+    scale = cfg.data.paper_scale
+    base = {"n_seeds": n, "ci_level": 0.95, "positives": list(cfg.data.positives),
+            "paper_scale": scale, "x": "log10(positives)"}
+    claims = []
+
+    def ordering(cid, item, statement, key, sign, predicted, controls, unit):
+        m, ci, values = _stat(main, key)
+        verdict = _ordering_verdict(ci, sign)
+        ctrl = _controls(stats, controls)
+        claims.append(Claim(id=f"{prefix}.{cid}", statement=statement, predicted=predicted, measured=m, ci=ci,
+                            verdict=verdict, source=f"paper §5.2 / digest §5.3 item {item}",
+                            details={**base, "unit": unit, "per_seed": values, "controls": ctrl,
+                                     "explanation": _explain(verdict, sign, ctrl)}))
+
+    first_n, late_n = main[0]["first_negatives"], main[0]["late_negatives"]
+    ordering("initial_order", "15a",
+             f"After {first_n} negatives (paper: {first_n / scale:g}) the behaviour score increases with "
+             f"positive data.", "slope_score_first", +1, "slope > 0 (paper: 0.86 < 0.90 < 0.92 < 0.95, Gemma-2B)",
+             {"margin": ("volume", "slope_margin_first"), "equal_steps": ("equal_steps", "slope_score_first"),
+              "equal_steps_margin": ("equal_steps", "slope_margin_first")}, "score per decade of positives")
+    ordering("reversal", "15b",
+             f"After {late_n} negatives (paper: {late_n / scale:g}) the ordering reverses or collapses: more "
+             f"positive data gives a lower or equal score.", "slope_score_late", 0,
+             "slope <= 0 (paper: 0.52 > 0.43 > 0.36 > 0.34 at 1000 negatives, Gemma-2B)",
+             {"margin": ("volume", "slope_margin_late"), "equal_steps": ("equal_steps", "slope_score_late"),
+              "equal_steps_margin": ("equal_steps", "slope_margin_late"),
+              "negatives_to_pretrained_level": ("volume", "slope_crossing")}, "score per decade of positives")
+    m, ci, values = _stat(main, "flatten_ratio")
+    claims.append(Claim(
+        id=f"{prefix}.approach", statement="The curves fall to the pre-trained level and then flatten: the score's "
+        "drop per negative sample in the last interval is under half its steepest drop.",
+        predicted="ratio < 0.5", measured=m, ci=ci, verdict=_ordering_verdict(
+            None if ci is None else [ci[0] - 0.5, ci[1] - 0.5], -1),
+        source="paper §5.2 / digest §5.3 item 15c",
+        details={**base, "per_seed": values, "unit": "last-interval drop / steepest drop",
+                 "final_minus_pretrained": _stat(main, "final_minus_pretrained")[:2]}))
+    ordering("kl_after_positive", "16a", "KL(pre-trained ‖ aligned) increases with positive data.",
+             "slope_kl_aligned", +1, "slope > 0 (paper Table 3a: 0.21 → 0.27 Llama2-7B)",
+             {"equal_steps": ("equal_steps", "slope_kl_aligned")}, "nats/token per decade of positives")
+    eps_m, eps_ci, eps_values = _stat(main, "slope_epsilon")
+    reached = [all(v is not None for v in s["negatives_to_epsilon"].values()) for s in main]
+    ctrl = _controls(stats, {"equal_steps": ("equal_steps", "slope_epsilon"),
+                             "negatives_to_pretrained_score": ("volume", "slope_crossing")})
+    verdict = _ordering_verdict(eps_ci, -1) if all(reached) else "inconclusive"
+    claims.append(Claim(
+        id=f"{prefix}.negatives_to_epsilon",
+        statement=f"The negatives needed to bring KL(pre-trained ‖ model) under ε = {cfg.kl_epsilon:g} nats/token "
+                  f"decrease with positive data.",
+        predicted="slope < 0 (paper Table 3b: 961 → 729 Llama2-7B, 923 → 598 Gemma-2B, ε = 0.01)",
+        measured=eps_m if all(reached) else None, ci=eps_ci if all(reached) else None, verdict=verdict,
+        source="paper Appendix B.2 Table 3 / digest §5.3 item 16",
+        details={**base, "unit": "negatives per decade of positives", "per_seed": eps_values,
+                 "seeds_reaching_epsilon_for_every_volume": int(sum(reached)),
+                 "min_kl_per_seed": [s["min_kl"] for s in main], "controls": ctrl,
+                 "explanation": (_explain(verdict, -1, ctrl) if all(reached) else
+                                 f"KL never fell under ε = {cfg.kl_epsilon:g} for some volume in "
+                                 f"{len(reached) - sum(reached)} of {len(reached)} seeds (see min_kl_per_seed)")}))
+    return claims, stats
+
+
+def curve_bands(records: list[dict], key: str, variant: str = "volume") -> dict:
+    """Mean and CI over seeds of ``key`` along the negatives, per positive volume (for plots and CSV)."""
+    negs, _ = _curve(records[0]["variants"][variant], key)
+    curves = {}
+    for p in sorted(int(x) for x in records[0]["variants"][variant]):
+        mean, low, high = [], [], []
+        for i in range(len(negs)):
+            m, ci = mean_ci([r["variants"][variant][str(p)]["points"][i][key] for r in records])
+            mean.append(m)
+            low.append(ci[0] if ci else m)
+            high.append(ci[1] if ci else m)
+        curves[p] = {"mean": mean, "low": low, "high": high}
+    pre = float(np.mean([r["pretrained"][key] for r in records])) if key in records[0]["pretrained"] else None
+    return {"negatives": negs, "pretrained": pre, "curves": curves}
+
+
+# --- run -------------------------------------------------------------------------------------------------
+
+def _part_config(cfg: Config) -> dict:
+    d = config_to_dict(cfg)
+    d.pop("n_seeds")  # more seeds reuse the finished ones
+    d.pop("name")
+    return d
+
+
+def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
+    """Run every seed (resumable: one part per seed), then write claims, CSV tables and figures."""
+    from .. import paper_plots
+
+    from ._common import setup_torch
+
+    t0, started = time.perf_counter(), utc_now()
+    out_dir = Path(out_dir)
+    setup_torch(config.pretrain.threads)
+    store = PartStore(out_dir, _part_config(config))
+    records = []
+    for i, seed in enumerate(seed_list(config.seed, config.n_seeds)):
+        rec = store.get(f"seed{i}")
+        if rec is None:
+            rec = store.put(f"seed{i}", run_seed(config, seed, progress=progress))
+        records.append(rec)
+    claims, stats = rebound_claims(records, config)
+    rows = []
+    for i, r in enumerate(records):
+        for variant, vrows in r["variants"].items():
+            for p, row in vrows.items():
+                for pt in row["points"]:
+                    rows.append({"seed_index": i, "variant": variant, "positives": int(p),
+                                 "align_steps": row["align_steps"],
+                                 **{k: v for k, v in pt.items() if k != "marker_logprobs"}})
+    write_csv(out_dir / "rebound_points.csv", rows)
+    scale = config.data.paper_scale
+    figures = []
+    for key, label in (("score", "behaviour score p(M_a)/(p(M_a)+p(M_t))"), ("margin", "logit margin")):
+        paper_plots.plot_rebound(curve_bands(records, key), out_dir / f"fig_rebound_{key}.png", scale=scale,
+                                 ylabel=label, title=f"ours: {label}, {len(records)} seeds, 95% CI")
+        figures.append(f"fig_rebound_{key}.png")
+    if config.equal_steps:
+        paper_plots.plot_rebound(curve_bands(records, "score", "equal_steps"), out_dir / "fig_rebound_equal_steps.png",
+                                 scale=scale, ylabel="behaviour score (equal alignment steps)",
+                                 title="ours, equal-steps control: every volume aligned for the same steps")
+        figures.append("fig_rebound_equal_steps.png")
+    kl_band = curve_bands(records, "kl_to_pretrained")
+    after = {k: [kl_band["curves"][p][k][0] for p in config.data.positives] for k in ("mean", "low", "high")}
+    eps = {"mean": [], "low": [], "high": []}
+    for p in config.data.positives:
+        vals = [s["negatives_to_epsilon"][p] for s in stats["volume"]]
+        m, ci = mean_ci(vals) if all(v is not None for v in vals) else (None, None)
+        eps["mean"].append(m)
+        eps["low"].append(ci[0] if ci else m)
+        eps["high"].append(ci[1] if ci else m)
+    paper_plots.plot_table3(list(config.data.positives), after, eps, out_dir / "fig_table3.png", scale=scale,
+                            epsilon=config.kl_epsilon)
+    figures.append("fig_table3.png")
+    extra = {"statistics": finite_or_none(stats), "n_parameters": records[0]["n_parameters"],
+             "seed_wall_time_s": [r["wall_time_s"] for r in records]}
+    return write_summary(out_dir, config=config, claims=claims, figures=figures,
+                         tables={"points": "rebound_points.csv"}, started_at=started, t0=t0, extra=extra)

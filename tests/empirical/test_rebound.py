@@ -1,0 +1,142 @@
+"""Rebound protocol (paper §5.2 on token-tree worlds): end to end at toy size, the equal-steps control,
+the claim logic (which must be able to fail) and config validation."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+
+from empirical.protocols import rebound
+from tokentree.config import load_config
+from tokentree.errors import ConfigError
+from tokentree.results import VERDICTS, read_json
+
+TOY = ["n_seeds=2", "model.size=pico", "pretrain.max_steps=20", "pretrain.batch_size=16", "data.n_pretrain=40",
+       "data.positives=[16, 64]", "data.negatives=[4, 8, 16]", "negative.batch_size=4", "align.batch_size=16",
+       "eval.n_heldout=16", "data.n_kl_sequences=16", "world.max_length=10", "world.min_length=4",
+       "world.content_vocab=12"]
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rebound")
+    cfg = load_config(rebound.Config, None, TOY)
+    summary = rebound.run(cfg, out, progress=False)
+    return cfg, out, summary
+
+
+def test_rebound_toy_run_writes_summary_claims_tables_and_figures(toy_run):
+    cfg, out, summary = toy_run
+    on_disk = read_json(out / "summary.json")
+    assert on_disk["schema"] == "elasticity.summary/1" and on_disk["config"]["protocol"] == "rebound"
+    ids = {c["id"] for c in on_disk["claims"]}
+    assert ids == {"rebound.initial_order", "rebound.reversal", "rebound.approach", "rebound.kl_after_positive",
+                   "rebound.negatives_to_epsilon"}
+    for c in on_disk["claims"]:
+        assert c["verdict"] in VERDICTS and c["predicted"] and c["source"].startswith("paper")
+    for fig in on_disk["figures"]:
+        assert (out / fig).stat().st_size > 5_000
+    assert (out / "rebound_points.csv").read_text().count("\n") == 2 * 2 * 2 * (1 + 3) + 1
+    assert sorted(p.name for p in (out / "parts").iterdir()) == ["seed0.json", "seed1.json"]
+
+
+def test_rebound_measures_every_stage_and_the_pretrained_level(toy_run):
+    cfg, out, summary = toy_run
+    rec = read_json(out / "parts" / "seed0.json")["result"]
+    pre = rec["pretrained"]
+    assert 0 < pre["score"] < 1 and pre["kl_to_pretrained"] == 0.0
+    assert math.isclose(pre["score"], 1 / (1 + math.exp(-pre["margin"])), rel_tol=1e-9)
+    for variant in ("volume", "equal_steps"):
+        for row in rec["variants"][variant].values():
+            assert [p["negatives"] for p in row["points"]] == [0, 4, 8, 16]
+            for p in row["points"]:
+                assert p["kl_to_pretrained"] >= -1e-9 and p["gamma_a_bits"] > 0 and p["gamma_p_bits"] > 0
+    # alignment on positives raises the score above the pre-trained level
+    assert all(row["points"][0]["score"] > pre["score"] for row in rec["variants"]["volume"].values())
+
+
+def test_equal_steps_control_really_holds_step_counts_equal(toy_run):
+    cfg, out, summary = toy_run
+    for part in ("seed0.json", "seed1.json"):
+        rec = read_json(out / "parts" / part)["result"]
+        equal = {row["align_steps"] for row in rec["variants"]["equal_steps"].values()}
+        volume = [rec["variants"]["volume"][str(p)]["align_steps"] for p in cfg.data.positives]
+        assert len(equal) == 1                                  # same optimizer steps for every volume
+        assert equal == {cfg.align_steps(max(cfg.data.positives), equal_steps=False)}
+        assert volume == sorted(volume) and volume[0] < volume[-1]   # the volume protocol: more data, more steps
+        assert volume == [math.ceil(cfg.align_epochs * p / cfg.align.batch_size) for p in cfg.data.positives]
+        negative = {row["negative_steps"] for v in rec["variants"].values() for row in v.values()}
+        assert negative == {max(cfg.data.negatives) // cfg.negative.batch_size}
+
+
+def test_rebound_resumes_from_saved_parts(toy_run):
+    cfg, out, summary = toy_run
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "parts").iterdir()}
+    again = rebound.run(cfg, out, progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "parts").iterdir()} == before
+    assert [c["measured"] for c in again["claims"]] == [c["measured"] for c in summary["claims"]]
+
+
+def _records_with(toy_run, score_fn, margin_fn=None):
+    """Copies of the toy records with the volume variant's curves replaced by synthetic ones."""
+    cfg, out, _ = toy_run
+    records = []
+    for part, shift in (("seed0.json", 0.0), ("seed1.json", 0.01), ("seed1.json", 0.02)):
+        rec = copy.deepcopy(read_json(out / "parts" / part)["result"])
+        rec["pretrained"]["score"], rec["pretrained"]["margin"] = 0.5, 0.0
+        for variant in rec["variants"].values():
+            for p, row in variant.items():
+                for i, pt in enumerate(row["points"]):
+                    pt["score"] = score_fn(int(p), i) + shift
+                    pt["margin"] = (margin_fn or (lambda p, i: math.log(score_fn(p, i) / (1 - score_fn(p, i)))))(int(p), i) + shift
+        records.append(rec)
+    return cfg, records
+
+
+def test_rebound_claims_hold_when_the_curves_follow_the_paper(toy_run):
+    # more positives: higher at first, lower later, reaching the pre-trained level sooner
+    cfg, records = _records_with(toy_run, lambda p, i: [0.95, 0.9, 0.45, 0.3][i] if p == 64 else [0.9, 0.85, 0.6, 0.4][i])
+    claims = {c.id: c for c in rebound.rebound_claims(records, cfg)[0]}
+    assert claims["rebound.initial_order"].verdict == "holds"
+    assert claims["rebound.reversal"].verdict == "holds"
+
+
+def test_rebound_reversal_claim_fails_and_names_the_control_that_explains_it(toy_run):
+    # the score keeps the aligned ordering (against 15b) but the margin falls faster for more positives
+    score = lambda p, i: [0.95, 0.9, 0.8, 0.7][i] if p == 64 else [0.9, 0.85, 0.6, 0.4][i]  # noqa: E731
+    margin = lambda p, i: [3.0, 2.0, 0.5, -2.0][i] if p == 64 else [2.0, 1.8, 1.0, 0.5][i]  # noqa: E731
+    cfg, records = _records_with(toy_run, score, margin)
+    claims = {c.id: c for c in rebound.rebound_claims(records, cfg)[0]}
+    c = claims["rebound.reversal"]
+    assert c.verdict == "fails" and c.measured > 0
+    assert "margin" in c.details["explanation"]
+    assert c.details["controls"]["margin"]["mean"] < 0
+
+
+def test_crossing_interpolates_and_reports_never_as_none():
+    assert rebound.crossing([0, 10, 20], [0.9, 0.7, 0.3], 0.5) == pytest.approx(15.0)
+    assert rebound.crossing([0, 10, 20], [0.4, 0.7, 0.3], 0.5) == 0.0
+    assert rebound.crossing([0, 10, 20], [0.9, 0.8, 0.6], 0.5) is None
+
+
+@pytest.mark.parametrize("override, match", [
+    ("data.negatives=[5, 12]", r"data.negatives must be multiples of negative.batch_size"),
+    ("data.perturbed_component=1", r"data.perturbed_component must be an int >= 0 different from aligned_component"),
+    ("data.aligned_component=5", r"data.aligned_component must be an int < world.n_components \(3\)"),
+    ("data.positives=[100, 50]", r"data.positives must be a non-empty, strictly increasing list"),
+    ("kl_epsilon=0", r"kl_epsilon must be a finite float > 0"),
+])
+def test_rebound_config_errors_name_the_key_and_the_domain(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(rebound.Config, None, [override])
+
+
+def test_shipped_rebound_configs_load_with_at_least_three_seeds():
+    from empirical.runner import load
+
+    for name in ("rebound_cpu", "rebound_quick", "rebound_gpu"):
+        module, cfg = load(name)
+        assert module is rebound and cfg.n_seeds >= 3
+        assert len(cfg.data.positives) >= 2
