@@ -1,0 +1,311 @@
+"""Resistance (paper §5.1, Table 1; Appendix B.1's KL-change variant) on a token-tree world.
+
+Protocol, per seed (digest §4.1):
+
+1. pre-train a small LM θ0 on D_p, a mixture of every component (``data.n_pretrain`` each);
+2. run **one** alignment epoch on ``data.n_align`` sequences of ``aligned_component``, cut into
+   ``data.n_slices`` equal slices with one optimizer kept across them; the model after slice k is θ_k;
+3. D_k = ``data.n_samples`` responses of θ_k to held-out prompts (the prompt is BOS: each response is
+   a whole sequence, marker included), sampled at temperature 1;
+4. for every pair k < l: **forward** alignment (Path A) trains θ_k on D_l, **inverse** alignment
+   (Path B) trains θ_l on D_k, each for ``finetune_epochs`` epochs with a fresh AdamW. The paper's metric
+   is the mean training loss of each path; resistance means inverse < forward.
+
+Beside the raw loss (bits/token) we report the loss minus the target data's own entropy H(D), the
+generator's mean code length on its own samples (PROTOTYPE.md P8: the raw loss mostly measures H(D)),
+and the KL-change variant: ΔKL = KL(start ‖ end) per token on the target data, how far each path moved
+the model (the digest does not say which KL the paper's Appendix B.1 used; ``details`` also keep the
+drop of KL(generator ‖ model), the other reading). Each comparison becomes a claim of digest §5.3
+item 14 with a Student-t CI over seeds; a reversal names the control that explains it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tokentree.config import check_range, config_to_dict
+from tokentree.results import Claim
+
+from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
+from ._common import ExperimentBase, PartStore, mean_ci, seed_list, setup_torch, utc_now, write_csv, write_summary
+from .rebound import finite_or_none
+
+__all__ = ["ResistanceData", "Config", "run", "run_seed", "sample_sequences", "resistance_claims", "PATH_METRICS"]
+
+NATS_PER_BIT = math.log(2.0)
+# what each path records -> (claim suffix, statement fragment, unit)
+PATH_METRICS = {
+    "loss_bits": ("raw", "mean training loss", "bits/token"),
+    "corrected_bits": ("entropy_corrected", "mean training loss minus the target data's own entropy", "bits/token"),
+    "kl_moved_nats": ("kl_change", "KL change KL(start ‖ end) on the target data (Appendix B.1 variant)",
+                      "nats/token"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResistanceData:
+    """Volumes of the protocol, in sequences of the world."""
+
+    n_pretrain: int = 1000
+    n_align: int = 960
+    n_slices: int = 3
+    n_samples: int = 400
+    aligned_component: int = 1
+
+    def __post_init__(self) -> None:
+        check_range("n_pretrain", self.n_pretrain, self.n_pretrain >= 1, "an int >= 1 (sequences per component)")
+        check_range("n_slices", self.n_slices, 2 <= self.n_slices <= 10, "an int in [2, 10]")
+        check_range("n_align", self.n_align, self.n_align >= self.n_slices,
+                    f"an int >= n_slices ({self.n_slices})")
+        check_range("n_samples", self.n_samples, self.n_samples >= 1, "an int >= 1")
+        check_range("aligned_component", self.aligned_component, self.aligned_component >= 0, "an int >= 0")
+
+
+def _stage_default() -> TrainConfig:
+    return TrainConfig(learning_rate=1e-3, batch_size=16, warmup_steps=0, decay="constant", max_steps=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(ExperimentBase):
+    """The resistance protocol. ``align.max_steps`` and ``finetune.max_steps`` are ignored: step counts
+    follow from the volumes (one epoch over the slices; ``finetune_epochs`` epochs over D_k)."""
+
+    protocol: str = "resistance"
+    world: WorldConfig = field(default_factory=WorldConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: ResistanceData = field(default_factory=ResistanceData)
+    pretrain: TrainConfig = field(default_factory=TrainConfig)
+    align: TrainConfig = field(default_factory=_stage_default)
+    finetune: TrainConfig = field(default_factory=_stage_default)
+    finetune_epochs: int = 1
+    sample_batch_size: int = 200
+    eval: EvalConfig = field(default_factory=lambda: EvalConfig(n_heldout=300))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("finetune_epochs", self.finetune_epochs, self.finetune_epochs >= 1, "an int >= 1")
+        check_range("sample_batch_size", self.sample_batch_size, self.sample_batch_size >= 1, "an int >= 1")
+        check_range("data.aligned_component", self.data.aligned_component,
+                    self.data.aligned_component < self.world.n_components,
+                    f"an int < world.n_components ({self.world.n_components})")
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        return list(itertools.combinations(range(1, self.data.n_slices + 1), 2))
+
+
+def sample_sequences(model, world, n: int, *, seed: int, batch_size: int = 200) -> tuple[list[np.ndarray], float]:
+    """``n`` responses of ``model`` to the prompt BOS, sampled at temperature 1.
+
+    PAD and BOS are never sampled (masked; a trained model gives them ~0 mass). A response that has not
+    ended after the world's longest sequence is closed with EOS. Returns (sequences, fraction closed).
+    """
+    import torch
+
+    from ..data import BOS, EOS, PAD
+
+    if not (isinstance(n, int) and n >= 1):
+        raise ValueError(f"n must be an int >= 1; got {n!r}.")
+    gen = torch.Generator().manual_seed(int(seed))
+    device = next(model.parameters()).device
+    max_len = world.max_sequence_tokens
+    model.eval()
+    out, closed = [], 0
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            m = min(batch_size, n - start)
+            ids = torch.full((m, 1), BOS, dtype=torch.long, device=device)
+            done = torch.zeros(m, dtype=torch.bool, device=device)
+            for _ in range(max_len - 1):
+                logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, -1].float()  # (m, vocab)
+                logits[:, [PAD, BOS]] = -torch.inf
+                nxt = torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=gen).squeeze(1).to(device)
+                nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
+                ids = torch.cat([ids, nxt[:, None]], dim=1)
+                done |= nxt == EOS
+                if bool(done.all()):
+                    break
+            for row in ids.cpu().numpy():
+                end = np.flatnonzero(row == EOS)
+                if end.size:
+                    out.append(row[:end[0] + 1].copy())
+                else:
+                    closed += 1
+                    out.append(np.concatenate([row[:max_len - 1], [EOS]]).astype(np.int64))
+    return out, closed / n
+
+
+def _mean_bits(model, seqs, batch_size: int) -> float:
+    from ..metrics import compression_rate, sequence_scores
+
+    return compression_rate(sequence_scores(model, seqs, batch_size=batch_size))["bits_per_token"]
+
+
+def run_seed(cfg: Config, seed: int, *, progress: bool = False) -> dict:
+    """Pre-train, slice one alignment epoch, sample D_k, run every forward and inverse path for one seed."""
+    from ..data import batch_stream, build_world, iterate_batches
+    from ..metrics import kl_to_reference
+    from ..models import build_model
+    from ..train import train
+
+    t0 = time.perf_counter()
+    world = build_world(cfg.world)
+    d = cfg.data
+    ss = np.random.SeedSequence(seed).spawn(4)
+    pre_corpus = world.sample_mixture([d.n_pretrain] * world.n_components, ss[0])
+    align_corpus = world.sample(d.aligned_component, d.n_align, ss[1])
+    init_seed = int(ss[2].generate_state(1)[0])
+    sample_seed = int(ss[3].generate_state(1)[0])
+    bs = cfg.eval.batch_size
+
+    model = build_model(cfg.model, world.vocab_size, max_positions=world.max_sequence_tokens, seed=init_seed)
+    train(model, batch_stream(pre_corpus, cfg.pretrain.batch_size, seed=init_seed), cfg.pretrain,
+          progress=progress, desc="pre-train")
+    # one epoch in n_slices equal parts, one optimizer across them: theta_1 .. theta_n
+    per_step = cfg.align.batch_size * cfg.align.grad_accum
+    bounds = np.linspace(0, d.n_align, d.n_slices + 1).round().astype(int)
+    slices, optimizer, align_steps = {}, None, []
+    for k in range(1, d.n_slices + 1):
+        part = align_corpus.take(int(bounds[k])).sequences[int(bounds[k - 1]):]
+        steps = max(1, math.ceil(len(part) / per_step))
+        log = train(model, iterate_batches(part, cfg.align.batch_size), dataclasses.replace(cfg.align, max_steps=steps),
+                    optimizer=optimizer, progress=progress, desc=f"align slice {k}")
+        optimizer = log.optimizer
+        align_steps.append(steps)
+        slices[k] = copy.deepcopy(model).eval()
+    data, entropy, closed = {}, {}, {}
+    for k, theta in slices.items():
+        data[k], closed[k] = sample_sequences(theta, world, d.n_samples, seed=sample_seed + k,
+                                              batch_size=cfg.sample_batch_size)
+        entropy[k] = _mean_bits(theta, data[k], bs)        # H(D_k): the generator's own code length
+    steps = max(1, math.ceil(cfg.finetune_epochs * d.n_samples / (cfg.finetune.batch_size * cfg.finetune.grad_accum)))
+    ft_cfg = dataclasses.replace(cfg.finetune, max_steps=steps)
+    paths = []
+    for (k, l), direction in itertools.product(cfg.pairs, ("forward", "inverse")):
+        src, tgt = (k, l) if direction == "forward" else (l, k)
+        start = slices[src]
+        model = copy.deepcopy(start).train()
+        log = train(model, batch_stream(data[tgt], cfg.finetune.batch_size, seed=init_seed + 17 * src + tgt), ft_cfg,
+                    progress=progress, desc=f"{direction} θ{src}→D{tgt}")
+        loss_bits = float(np.mean(log.loss_nats)) / NATS_PER_BIT
+        kl_start = kl_to_reference(start, slices[tgt], data[tgt], batch_size=bs)["nats_per_token"]
+        kl_end = kl_to_reference(model, slices[tgt], data[tgt], batch_size=bs)["nats_per_token"]
+        paths.append({
+            "pair": f"{k}-{l}", "direction": direction, "source": src, "target": tgt, "steps": len(log.steps),
+            "loss_bits": loss_bits, "final_loss_bits": log.final_loss_nats / NATS_PER_BIT,
+            "target_entropy_bits": entropy[tgt], "corrected_bits": loss_bits - entropy[tgt],
+            "kl_moved_nats": kl_to_reference(model, start, data[tgt], batch_size=bs)["nats_per_token"],
+            "kl_to_generator_start_nats": kl_start, "kl_to_generator_end_nats": kl_end,
+            "kl_to_generator_drop_nats": kl_start - kl_end,
+        })
+    from ..metrics import marker_logprobs
+
+    marker = {k: marker_logprobs(theta, world).tolist() for k, theta in slices.items()}
+    return {"seed": seed, "align_steps": align_steps, "finetune_steps": steps, "entropy_bits": entropy,
+            "closed_fraction": closed, "marker_logprobs": marker,
+            "paths": paths, "wall_time_s": time.perf_counter() - t0}
+
+
+def _gaps(record: dict, metric: str) -> dict[str, float]:
+    """forward − inverse per pair (> 0 is the paper's direction)."""
+    by = {(p["pair"], p["direction"]): p[metric] for p in record["paths"]}
+    return {pair: by[(pair, "forward")] - by[(pair, "inverse")] for pair in sorted({p for p, _ in by})}
+
+
+def resistance_claims(records: list[dict], cfg: Config) -> tuple[list[Claim], dict]:
+    """Claim 14 in three units (raw, entropy-corrected, KL change); returns (claims, per-pair bands)."""
+    from .. import paper_values as pv
+
+    pairs = [f"{k}-{l}" for k, l in cfg.pairs]
+    bands, verdicts = {}, {}
+    claims = []
+    paper_rows = pv.resistance_gaps()
+    for metric, (suffix, what, unit) in PATH_METRICS.items():
+        per_seed = [_gaps(r, metric) for r in records]
+        cells = [g[p] for g in per_seed for p in pairs]
+        seed_means = [float(np.mean([g[p] for p in pairs])) for g in per_seed]
+        m, ci = mean_ci(seed_means)
+        verdict = "inconclusive" if ci is None else ("holds" if ci[0] > 0 else "fails" if ci[1] < 0 else "inconclusive")
+        verdicts[suffix] = verdict
+        band = {"mean": [], "low": [], "high": []}
+        per_pair = {}
+        for p in pairs:
+            pm, pci = mean_ci([g[p] for g in per_seed])
+            band["mean"].append(pm)
+            band["low"].append(pci[0] if pci else pm)
+            band["high"].append(pci[1] if pci else pm)
+            per_pair[p] = {"mean": pm, "ci": pci, "inverse_below_forward": sum(g[p] > 0 for g in per_seed)}
+        bands[suffix] = band
+        paper = ("27/27 cells, gaps 0.0002–0.0961 (Table 1)" if metric != "kl_moved_nats"
+                 else "7/7 pairs, e.g. 0.4568 vs 0.2796 (Table 2)")
+        claims.append(Claim(
+            id=f"resistance.{suffix}",
+            statement=f"Inverse alignment (θ_l trained on D_k) is easier than forward alignment (θ_k on D_l): "
+                      f"forward − inverse {what} > 0, averaged over the pairs of {cfg.data.n_slices} slices.",
+            predicted=f"> 0 in every pair ({paper})", measured=m, ci=ci, verdict=verdict,
+            source="paper §5.1 Table 1 / digest §5.3 item 14" if metric != "kl_moved_nats"
+            else "paper Appendix B.1 Table 2 / digest §5.3 item 14",
+            details={"unit": unit, "n_seeds": len(records), "ci_level": 0.95, "per_pair": per_pair,
+                     "cells_in_paper_direction": f"{sum(c > 0 for c in cells)}/{len(cells)}",
+                     "per_seed_mean_gap": seed_means,
+                     "paper_gap_range": [min(r['gap'] for r in paper_rows), max(r['gap'] for r in paper_rows)]}))
+    # name the control that explains a reversal (P8: the raw loss tracks the target entropy)
+    h_gap = []
+    for r in records:
+        h = {int(k): v for k, v in r["entropy_bits"].items()}   # int keys, or str after a JSON round trip
+        h_gap.append(float(np.mean([h[l] - h[k] for k, l in cfg.pairs])))
+    hm, hci = mean_ci(h_gap)
+    raw = claims[0]
+    if verdicts["raw"] != "holds":
+        if verdicts["entropy_corrected"] == "holds":
+            why = ("reversed or undecided in raw loss, in the paper's direction after the entropy correction: the raw "
+                   "loss on D_l minus that on D_k carries H(D_l) − H(D_k) (mean over pairs below)")
+        else:
+            why = ("not in the paper's direction in raw loss nor after the entropy correction; the raw gap carries "
+                   "H(D_l) − H(D_k) (mean over pairs below)")
+    else:
+        why = ""
+    raw.details["explanation"] = why
+    raw.details["controls"] = {"entropy_correction": {"verdict": verdicts["entropy_corrected"],
+                                                      "mean": claims[1].measured, "ci": claims[1].ci},
+                               "target_entropy_gap_bits": {"mean": hm, "ci": hci, "per_seed": h_gap}}
+    return claims, {"pairs": pairs, **bands}
+
+
+def _part_config(cfg: Config) -> dict:
+    d = config_to_dict(cfg)
+    d.pop("n_seeds")
+    d.pop("name")
+    return d
+
+
+def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
+    """Run every seed (one resumable part per seed), then write claims, the CSV table and the figure."""
+    from .. import paper_plots
+
+    t0, started = time.perf_counter(), utc_now()
+    out_dir = Path(out_dir)
+    setup_torch(config.pretrain.threads)
+    store = PartStore(out_dir, _part_config(config))
+    records = []
+    for i, seed in enumerate(seed_list(config.seed, config.n_seeds)):
+        rec = store.get(f"seed{i}")
+        if rec is None:
+            rec = store.put(f"seed{i}", finite_or_none(run_seed(config, seed, progress=progress)))
+        records.append(rec)
+    claims, bands = resistance_claims(records, config)
+    rows = [{"seed_index": i, **p} for i, r in enumerate(records) for p in r["paths"]]
+    write_csv(out_dir / "resistance_paths.csv", rows)
+    paper_plots.plot_resistance({"pairs": bands["pairs"], "raw": bands["raw"], "corrected": bands["entropy_corrected"],
+                                 "kl": bands["kl_change"]}, out_dir / "fig_resistance.png")
+    extra = {"bands": finite_or_none(bands), "seed_wall_time_s": [r["wall_time_s"] for r in records]}
+    return write_summary(out_dir, config=config, claims=claims, figures=["fig_resistance.png"],
+                         tables={"paths": "resistance_paths.csv"}, started_at=started, t0=t0, extra=extra)
