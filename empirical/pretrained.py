@@ -49,6 +49,13 @@ __all__ = [
     "Snapshot",
     "trainable_parameter_count",
     "set_threads",
+    "reset_lora",
+    "pair_batches",
+    "finetune",
+    "PretrainedConfig",
+    "PreparedModel",
+    "prepare_model",
+    "build_tiny_causal_lm",
 ]
 
 
@@ -383,3 +390,179 @@ class Snapshot:
     def n_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.tensors.values())
 
+
+
+def reset_lora(model, seed: int) -> None:
+    """Re-initialise every LoRA adapter as peft does (A: Kaiming-uniform, B: 0), from ``seed``.
+
+    The model then equals its base again (B = 0), with seed-dependent A matrices.
+    """
+    import math
+
+    gen = torch.Generator().manual_seed(int(seed))
+    found = 0
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if name.endswith("lora_A.default"):
+                w = torch.empty_like(module.weight, device="cpu")
+                torch.nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=gen)
+                module.weight.copy_(w)
+                found += 1
+            elif name.endswith("lora_B.default"):
+                module.weight.zero_()
+    if not found:
+        raise InvalidInputError("model must carry LoRA adapters (see add_lora); none were found.")
+
+
+def pair_batches(pairs, pad_id: int, *, batch_size: int, max_length: int, epochs: int = 1, seed: int = 0,
+                 shuffle: bool = True):
+    """Micro-batches (dicts of input_ids / attention_mask / labels) over ``(prompt_ids, response_ids)`` pairs.
+
+    Each epoch visits every pair once, in an order drawn from ``seed`` (or in the given order with
+    ``shuffle=False``, which makes a prefix of the data a prefix of the stream). Loss is on the
+    response tokens only; an empty prompt means a plain text, scored on every token.
+    """
+    import numpy as np
+
+    from .generation import pad_batch
+
+    if not pairs:
+        raise InvalidInputError("pairs must be non-empty.")
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        order = rng.permutation(len(pairs)) if shuffle else np.arange(len(pairs))
+        for start in range(0, len(pairs), batch_size):
+            yield pad_batch([pairs[i] for i in order[start:start + batch_size]], pad_id, max_length=max_length)
+
+
+def finetune(model, pairs, *, learning_rate: float, batch_size: int, max_length: int, epochs: int = 1,
+             seed: int = 0, shuffle: bool = True, precision: str = "fp32", optimizer=None, progress: bool = True,
+             desc: str = "fine-tune"):
+    """Supervised fine-tuning of ``model`` on ``pairs`` with the project's one training loop.
+
+    A constant learning rate, no warm-up, one optimizer step per micro-batch, ``epochs`` passes.
+    Pass ``optimizer=log.optimizer`` of a previous call to continue a stream with AdamW's moments
+    kept (a streamed run read at several data volumes equals separate runs on nested prefixes).
+    Returns the :class:`empirical.train.TrainLog`.
+    """
+    import math
+
+    from .config import TrainConfig
+    from .train import train
+
+    n_steps = epochs * math.ceil(len(pairs) / batch_size)
+    dev = next(model.parameters()).device
+    device = "cpu" if dev.type == "cpu" else f"cuda:{dev.index or 0}"
+    cfg = TrainConfig(learning_rate=learning_rate, batch_size=batch_size, warmup_steps=0, decay="constant",
+                      max_steps=n_steps, grad_clip=1.0, precision=precision, device=device,
+                      weight_decay=0.0)
+    batches = pair_batches(pairs, model.config.pad_token_id if getattr(model.config, "pad_token_id", None)
+                           is not None else 0, batch_size=batch_size, max_length=max_length, epochs=epochs,
+                           seed=seed, shuffle=shuffle)
+    return train(model, batches, cfg, optimizer=optimizer, progress=progress, desc=desc)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PretrainedConfig:
+    """The ``[model]`` table of the real-model protocols.
+
+    ``name``: an offline alias, a local folder or a hub id (see :func:`resolve_model_path`).
+    ``method``: ``"lora"`` (peft adapters on the attention and MLP projections; the base stays frozen
+    and serves as the KL reference) or ``"full"`` (every weight; a second frozen copy is the
+    reference). ``precision``: autocast for training (``"bf16"`` helps only on CPUs with AMX or on
+    GPUs). ``threads`` = 0 leaves torch's default.
+    """
+
+    name: str = "smollm2-135m"
+    method: str = "lora"
+    lora_r: int = 16
+    lora_alpha: float = 32.0
+    precision: str = "fp32"
+    device: str = "cpu"
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        from tokentree.config import check_range
+
+        check_range("name", self.name, isinstance(self.name, str) and bool(self.name.strip()),
+                    f"an offline alias ({', '.join(sorted(OFFLINE_MODELS))}), a local folder or a hub id")
+        check_range("method", self.method, self.method in ("lora", "full"), "'lora' or 'full'")
+        check_range("lora_r", self.lora_r, self.lora_r >= 1, "an int >= 1")
+        check_range("lora_alpha", self.lora_alpha, self.lora_alpha > 0, "a float > 0")
+        check_range("precision", self.precision, self.precision in ("fp32", "bf16"), "'fp32' or 'bf16'")
+        ok = self.device == "cpu" or self.device == "cuda" or (self.device.startswith("cuda:")
+                                                                and self.device[5:].isdigit())
+        check_range("device", self.device, ok, "'cpu', 'cuda' or 'cuda:N'")
+        check_range("threads", self.threads, self.threads >= 0, "an int >= 0 (0: torch's default)")
+
+
+@dataclass
+class PreparedModel:
+    """A model ready for a protocol: ``model`` (trainable), ``tokenizer``, ``reference`` (None with LoRA:
+    the adapters are disabled instead), and ``initial`` (a snapshot of the starting weights)."""
+
+    model: Any
+    tokenizer: Any
+    reference: Any
+    initial: Snapshot
+    config: PretrainedConfig
+    load_time_s: float
+
+    def reset(self, seed: int) -> None:
+        """Back to the base model: fresh LoRA adapters from ``seed``, or the initial weights."""
+        if self.config.method == "lora":
+            reset_lora(self.model, seed)
+        else:
+            self.initial.restore(self.model)
+
+
+def prepare_model(config: PretrainedConfig, *, progress: bool = True) -> PreparedModel:
+    """Load the model named by ``config`` and make it trainable as ``config.method`` says."""
+    t0 = time.perf_counter()
+    set_threads(config.threads)
+    model, tokenizer = load_causal_lm(config.name, device=config.device, progress=progress)
+    reference = None
+    if config.method == "lora":
+        model = add_lora(model, r=config.lora_r, alpha=config.lora_alpha)
+    else:
+        reference, _ = load_causal_lm(config.name, device=config.device, progress=False)
+        for p in reference.parameters():
+            p.requires_grad_(False)
+    model.eval()
+    return PreparedModel(model, tokenizer, reference, Snapshot.take(model), config,
+                         round(time.perf_counter() - t0, 1))
+
+
+def build_tiny_causal_lm(texts, out_dir: str | Path, *, vocab_size: int = 384, hidden_size: int = 32,
+                         n_layers: int = 2, n_heads: int = 2, seed: int = 0) -> Path:
+    """Save a tiny random Llama and a byte-level BPE tokenizer trained on ``texts`` to ``out_dir``.
+
+    For tests and smoke runs without any download: the folder loads with :func:`load_causal_lm`
+    like a real model (``<|endoftext|>`` is EOS and padding, as for SmolLM2).
+    """
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    texts = list(texts)
+    if not texts:
+        raise InvalidInputError("texts must be non-empty (they train the tiny tokenizer).")
+    if vocab_size < 260:
+        raise InvalidInputError(f"vocab_size must be >= 260 (256 bytes + special tokens); got {vocab_size}.")
+    out_dir = Path(out_dir)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=["<|endoftext|>"],
+                            show_progress=False)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
+                                        pad_token="<|endoftext|>", unk_token="<|endoftext|>")
+    torch.manual_seed(seed)
+    eos = tokenizer.eos_token_id
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=n_layers, num_attention_heads=n_heads, num_key_value_heads=n_heads,
+                         max_position_embeddings=256, eos_token_id=eos, pad_token_id=eos, bos_token_id=None,
+                         tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = eos
+    model.generation_config.pad_token_id = eos
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

@@ -21,7 +21,6 @@ import json
 import re
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -70,13 +69,16 @@ class SentimentTrainConfig:
 
     n_buckets: int = 2**18
     dim: int = 32
-    epochs: int = 4
+    epochs: int = 2
     batch_size: int = 64
-    learning_rate: float = 0.02
+    learning_rate: float = 0.01
     max_words: int = 400
+    snippet_words: int = 40  # each review also trains as one random window of this many words (0: off)
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.snippet_words, int) or self.snippet_words < 0:
+            raise InvalidInputError(f"snippet_words must be an int >= 0 (0: off); got {self.snippet_words!r}.")
         for name in ("n_buckets", "dim", "epochs", "batch_size", "max_words"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -146,6 +148,17 @@ def train_sentiment_classifier(texts: Sequence[str], labels: Sequence[int],
     gen = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     model = BowSentimentClassifier(config)
+    texts = list(texts)
+    if config.snippet_words:
+        # Generated continuations are short: train on a random window of each review as well.
+        rng = np.random.default_rng(config.seed)
+        snippets = []
+        for t in texts:
+            words = t.split()
+            start = int(rng.integers(0, max(1, len(words) - config.snippet_words + 1)))
+            snippets.append(" ".join(words[start:start + config.snippet_words]))
+        texts = texts + snippets
+        labels = np.concatenate([labels, labels])
     encoded = [model._ids(t) for t in texts]
     opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     y_all = torch.tensor(labels, dtype=torch.float32)
@@ -185,46 +198,35 @@ def positive_fraction(probabilities: np.ndarray) -> float:
     return float(np.mean(p > 0.5))
 
 
-def imdb_sentiment_classifier(*, n_test: int = 5000, config: SentimentTrainConfig = SentimentTrainConfig(),
-                              exclude: Sequence[str] = (), opening_words: int = 40, csv_path: str | Path | None = None,
-                              cache: bool = True, progress: bool = True) -> tuple[BowSentimentClassifier, dict]:
-    """The offline IMDb sentiment model, trained once and cached; returns ``(classifier, report)``.
+def imdb_sentiment_classifier(train: Sequence, test: Sequence, config: SentimentTrainConfig = SentimentTrainConfig(),
+                              *, opening_words: int = 40, cache: bool = True,
+                              progress: bool = True) -> tuple[BowSentimentClassifier, dict]:
+    """The offline IMDb sentiment judge, trained once on ``train`` reviews and cached; ``(classifier, report)``.
 
-    Trains on every IMDb review except ``n_test`` held-out ones (half per label) and except the
-    reviews whose opening appears in ``exclude`` (the evaluation prompts), so a prompt's own review
-    never trained its judge. ``report`` has ``accuracy_full`` (held-out full reviews),
-    ``accuracy_opening`` (their first ``opening_words`` words, as short as a generated continuation),
-    sizes and the training time.
+    ``train`` and ``test`` are :class:`empirical.text_data.Review` records (``imdb_splits`` keeps
+    them apart from the evaluation prompts, so a prompt's own review never trains its judge).
+    ``report`` holds ``accuracy_full`` (held-out full reviews), ``accuracy_opening`` (their first
+    ``opening_words`` words, as short as a generated continuation), sizes and training time. The
+    cache key is a hash of the training texts, labels and hyperparameters.
     """
     from .pretrained import cache_root
-    from .text_data import imdb_csv_path, load_imdb
 
-    path = Path(csv_path) if csv_path is not None else imdb_csv_path()
-    excluded = set(exclude)
-    key_blob = json.dumps({"config": asdict(config), "n_test": n_test, "opening_words": opening_words,
-                           "exclude": sorted(excluded), "data": str(path), "size": path.stat().st_size},
-                          sort_keys=True)
-    key = hashlib.sha256(key_blob.encode()).hexdigest()[:16]
+    if not train or not test:
+        raise InvalidInputError(f"train and test must be non-empty; got {len(train)} and {len(test)} reviews.")
+    digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode())
+    for r in train:
+        digest.update(f"{r.label}\x00{r.text}\x01".encode())
+    digest.update(f"|{len(test)}|{opening_words}".encode())
+    key = digest.hexdigest()[:16]
     folder = cache_root() / "sentiment" / key
     if cache and (folder / "model.pt").is_file() and (folder / "report.json").is_file():
         model = BowSentimentClassifier(config)
         model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
         model.eval()
-        return model, json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        report["cached"] = True
+        return model, report
     t0 = time.perf_counter()
-    reviews = load_imdb(path)
-    if excluded:
-        reviews = [r for r in reviews if not any(r.text.startswith(p) for p in _prefixes(r.text, excluded))]
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(len(reviews))
-    pos = [reviews[i] for i in order if reviews[i].label == 1]
-    neg = [reviews[i] for i in order if reviews[i].label == 0]
-    k = n_test // 2
-    if k >= min(len(pos), len(neg)):
-        raise InvalidInputError(f"n_test must leave reviews to train on; got {n_test} with "
-                                f"{len(pos)} positive and {len(neg)} negative reviews.")
-    test = pos[:k] + neg[:k]
-    train = pos[k:] + neg[k:]
     if progress:
         print(f"training the IMDb sentiment classifier on {len(train)} reviews ...", flush=True)
     model = train_sentiment_classifier([r.text for r in train], [r.label for r in train], config,
@@ -232,26 +234,23 @@ def imdb_sentiment_classifier(*, n_test: int = 5000, config: SentimentTrainConfi
     labels = [r.label for r in test]
     report = {
         "kind": "bag of hashed unigrams+bigrams, EmbeddingBag mean + linear",
-        "n_train": len(train), "n_test": len(test), "n_excluded_prompt_reviews": len(load_imdb(path)) - len(reviews),
+        "n_train": len(train), "n_test": len(test),
         "accuracy_full": accuracy(model, [r.text for r in test], labels),
         "opening_words": opening_words,
         "accuracy_opening": accuracy(model, [" ".join(r.text.split()[:opening_words]) for r in test], labels),
         "train_time_s": round(time.perf_counter() - t0, 1),
         "config": asdict(config),
+        "cache_key": key,
     }
     if cache:
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), folder / "model.pt")
         (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    report["cached"] = False
     if progress:
         print(f"  held-out accuracy {report['accuracy_full']:.4f} (full reviews), "
               f"{report['accuracy_opening']:.4f} (first {opening_words} words)", flush=True)
     return model, report
-
-
-def _prefixes(text: str, prompts: set[str]) -> list[str]:
-    # The prompts are review openings; only the one that could match this review is checked.
-    return [p for p in prompts if text[: len(p)] == p]
 
 
 class HFSequenceClassifierScorer:
