@@ -1,0 +1,110 @@
+"""Theorem 3.4 (ideal code length): Huffman bounds, block coding, and the ⌈|x|/d⌉·⌈H⌉ form.
+
+Statement. Huffman-coding the leaves of the depth-d pruned tree gives H ≤ E[L_Huff] < H + 1
+(Huffman 1952 with Shannon's bounds). A response of length |x| is cut into B = ⌈|x|/d⌉ blocks, each
+one Huffman symbol, so
+
+    B·H ≤ E[L(x)] = B·E[L_Huff] < B·(H + 1),   and   H/d ≤ γ = E[L(x)]/|x| < (H + 1)(1/d + 1/|x|).
+
+The paper's form B·⌈H⌉ lies in the same interval [B·H, B·(H + 1)), so |B·⌈H⌉ − E[L(x)]| < B: it is an
+idealisation, not an identity. It can fall *below* the Huffman length: for P = (4/5, 1/10, 1/10),
+H ≈ 0.922 bits, ⌈H⌉ = 1, while the Huffman code (1, 2, 2) has E[L] = 6/5 > ⌈H⌉.
+
+Source: paper §3.2, Theorem 3.4 [C]; the bounds and the interpretation are the digest's [R]
+(§1.2 and §5.2 item 10).
+Assumptions: H ≥ 0; the Huffman gap δ = E[L_Huff] − H ∈ [0, 1) and the ceiling gaps
+f = ⌈H⌉ − H ∈ [0, 1), g = ⌈|x|/d⌉ − |x|/d ∈ [0, 1) are written as u/(1 + u) with u ≥ 0 (every number in
+[0, 1) has this form), so that sympy's assumptions decide the signs.
+Conventions: log base 2 (bits), as in tokentree; layer index from 1.
+How: Huffman's optimality and Shannon's bound H ≤ E[L] < H + 1 are cited; their general case is the
+property test tests/property/test_proofs_thm_3_4.py on tokentree.huffman_code_lengths.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from proofs.kit import Derivation, check_close, check_true
+
+TITLE = "Theorem 3.4: H ≤ E[L] < H+1; B·H ≤ E[L(x)] < B(H+1) with B = ⌈|x|/d⌉; B·⌈H⌉ is within B of it"
+STATEMENT = ("H ≤ E[L_Huff] < H+1; ⌈|x|/d⌉H ≤ E[L(x)] < ⌈|x|/d⌉(H+1); H/d ≤ γ < (H+1)(1/d+1/|x|); "
+             "|⌈|x|/d⌉⌈H⌉ − E[L(x)]| < ⌈|x|/d⌉; ⌈H⌉ < E[L_Huff] is possible (P = (4/5, 1/10, 1/10))")
+
+H = sp.Symbol("H", nonnegative=True)
+B = sp.Symbol("B", positive=True, integer=True)        # ⌈|x|/d⌉
+X, d = sp.symbols("X d", positive=True)                 # |x| and the depth
+u, v, r = sp.symbols("u v r", nonnegative=True)
+
+EXAMPLE = (sp.Rational(4, 5), sp.Rational(1, 10), sp.Rational(1, 10))
+EXAMPLE_LENGTHS = (1, 2, 2)
+
+
+def _h_bits(ps):
+    return -sp.Add(*[p * sp.log(p, 2) for p in ps])
+
+
+def build() -> Derivation:
+    p = Derivation("thm_3_4_ideal_code_length", title=TITLE, statement=STATEMENT,
+                   source="paper §3.2 Theorem 3.4 [C]; bounds and interpretation: digest §1.2 [R]",
+                   assumptions="H ≥ 0; gaps in [0, 1) written u/(1+u), u ≥ 0; B, |x|, d > 0",
+                   conventions="log base 2 (bits); root = layer 1")
+    p.cite("Huffman bounds", "H ≤ E[L_Huff] < H + 1 for every leaf distribution",
+           source="Huffman (1952) optimality + Shannon code lengths ⌈−log2 p⌉",
+           covered_by="tests/property/test_proofs_thm_3_4.py")
+    delta = u / (1 + u)                 # E[L_Huff] − H
+    EL = B * (H + delta)                # block code: B symbols, each E[L_Huff]
+    p.sign("block code: E[L(x)] − B·H ≥ 0", EL - B * H, "nonnegative", why="δ ≥ 0")
+    p.sign("block code: B(H + 1) − E[L(x)] > 0", B * (H + 1) - EL, "positive", why="δ < 1")
+    f = v / (1 + v)                     # ⌈H⌉ − H
+    ceilH = H + f
+    p.sign("B·⌈H⌉ ≥ B·H", B * ceilH - B * H, "nonnegative", why="⌈H⌉ ≥ H")
+    p.sign("B·⌈H⌉ < B(H + 1)", B * (H + 1) - B * ceilH, "positive", why="⌈H⌉ < H + 1")
+    p.sign("B·⌈H⌉ − E[L(x)] < B", B - (B * ceilH - EL), "positive", why="f − δ < 1")
+    p.sign("E[L(x)] − B·⌈H⌉ < B", B - (EL - B * ceilH), "positive", why="δ − f < 1")
+    # the rate γ = E[L(x)]/|x| with B = |x|/d + g
+    g = r / (1 + r)
+    Bx = X / d + g
+    p.sign("γ ≥ H/d", Bx * (H + delta) / X - H / d, "nonnegative", why="B ≥ |x|/d, E[L_Huff] ≥ H")
+    p.sign("γ < (H + 1)(1/d + 1/|x|)", (H + 1) * (1 / d + 1 / X) - Bx * (H + delta) / X, "positive",
+           why="B < |x|/d + 1, E[L_Huff] < H + 1")
+    # the counterexample: ⌈H⌉ below the Huffman length
+    Hex = _h_bits(EXAMPLE)
+    p.start("E[L_Huff] for P = (4/5, 1/10, 1/10), lengths (1, 2, 2)",
+            sp.Add(*[q * n for q, n in zip(EXAMPLE, EXAMPLE_LENGTHS)]))
+    p.then("add", sp.Rational(6, 5), by="expand")
+    p.conclude(sp.Rational(6, 5), fact="E[L] example")
+    p.fact("Kraft: 2^−1 + 2^−2 + 2^−2 = 1", sp.Add(*[sp.Rational(1, 2**n) for n in EXAMPLE_LENGTHS]), 1,
+           by="expand", why="a complete prefix code")
+    p.sign("H(P) > 0", Hex, "positive")
+    p.sign("H(P) < 1", 1 - Hex, "positive", why="≈ 0.922 bits")
+    p.fact("⌈H⌉ = 1", sp.ceiling(Hex), 1, by="expand", why="0 < H < 1")
+    p.sign("E[L_Huff] − ⌈H⌉ = 1/5 > 0", sp.Rational(6, 5) - sp.ceiling(Hex), "positive",
+           why="so ⌈|x|/d⌉·⌈H⌉ underestimates the Huffman length here")
+    return p
+
+
+def companion(rng):
+    """tokentree's Huffman code on Pareto trees: H ≤ E[L] < H + 1 at several depths, the block bounds,
+    and the (4/5, 1/10, 1/10) example (lengths 1, 2, 2 and ⌈H⌉ = 1 < 6/5)."""
+    import math
+
+    from proofs import _companions as c
+
+    checks = []
+    lengths = c.huffman_lengths([float(x) for x in EXAMPLE])
+    checks.append(check_true("Huffman lengths of (4/5, 1/10, 1/10)", sorted(int(x) for x in lengths), "[1, 2, 2]",
+                             sorted(int(x) for x in lengths) == [1, 2, 2]))
+    for depth in (4, 8, 12):
+        masses = c.pareto_leaf_masses(depth, rng)
+        H_bits = c.entropy_bits(masses)
+        L = c.expected_length(masses)
+        checks.append(check_true(f"H ≤ E[L] < H + 1 on a depth-{depth} Pareto tree", [H_bits, L], "H ≤ E[L] < H+1",
+                                 H_bits - 1e-12 <= L < H_bits + 1))
+        x_len = 3 * depth + 1
+        blocks = math.ceil(x_len / depth)
+        checks.append(check_true(f"block bounds, |x|={x_len}, d={depth}", blocks * L,
+                                 "[B·H, B(H+1))", blocks * H_bits - 1e-9 <= blocks * L < blocks * (H_bits + 1)))
+        checks.append(check_true(f"|B⌈H⌉ − E[L(x)]| < B at d={depth}", abs(blocks * math.ceil(H_bits) - blocks * L),
+                                 f"< {blocks}", abs(blocks * math.ceil(H_bits) - blocks * L) < blocks))
+    checks.append(check_close("E[L] of the example (tokentree)", c.expected_length([0.8, 0.1, 0.1]), 1.2, atol=1e-12))
+    return checks
