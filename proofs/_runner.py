@@ -76,7 +76,8 @@ def _rule_label(step) -> str:
     if step.using:
         label += ": " + ", ".join(step.using)
     if step.by == "series":
-        label += f", to O({sp.latex(step.options['var'])}^{step.options['order']})"
+        sup = str(step.options["order"]).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+        label += f", O({step.options['var']}{sup}) dropped"
     return label
 
 

@@ -50,6 +50,16 @@ def predicted_ratio(n1_, n2_, n3_, a_, M_):
     return -Dp / (a_ - (Dp + a_) * M_ / (2 * n3_))
 
 
+def predicted_secant_ratio(n1_, n2_, n3_, a_, M_, l_):
+    """:func:`predicted_ratio` times the pooled (oracle) model's own secant factor over [0, l]
+    (PROTOTYPE.md pitfall P4: a secant is not a derivative), for comparing with secant measurements."""
+    g0 = m.rates_numeric(n1_, n2_, n3_, a_, 0.0)
+    g1 = m.rates_numeric(n1_, n2_, n3_, a_, l_)
+    oracle_secant = (g1[0] - g0[0]) / (g1[1] - g0[1])
+    k_ = (n1_ + n2_ + n3_) / a_
+    return predicted_ratio(n1_, n2_, n3_, a_, M_) * oracle_secant / (-k_)
+
+
 def build() -> Derivation:
     p = Derivation("finite_sample_correction", title=TITLE, statement=STATEMENT,
                    source="../shared/PROTOTYPE.md §2 [R]",
@@ -107,8 +117,9 @@ def companion(rng):
         rho = 1 / 3
         n = (kk * aa // 3, kk * aa // 3, kk * aa - 2 * (kk * aa // 3), aa)
         emp = c.counts_model_ratio(n, M_, ll, rng)
-        pred = predicted_ratio(*n, M_)
-        checks.append(check_close(f"counts ratio k={kk}, a={aa}, M={M_} vs first-order formula", emp, pred, rtol=0.05))
+        pred = predicted_secant_ratio(*n, M_, ll)
+        checks.append(check_close(f"counts ratio k={kk}, a={aa}, M={M_}, l={ll:g} vs first-order formula (secant)",
+                                  emp, pred, rtol=0.05))
         del rho
     n = (50_000, 50_000, 50_000, 10_000)
     emp = c.counts_model_ratio(n, 30_000, 0.01, rng)

@@ -1,0 +1,121 @@
+"""`elasticity prove` / `python -m proofs`: table, exit codes, proofs.md and summary.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+import proofs
+from empirical import cli as top_cli
+from proofs import cli
+
+pytestmark = pytest.mark.proof
+
+
+def _args(*argv):
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prove")
+    code = top_cli.main(["prove", "--report", str(out)])
+    return code, out
+
+
+def test_prove_exits_zero_and_writes_both_files(report):
+    code, out = report
+    assert code == 0
+    assert (out / "proofs.md").is_file() and (out / "summary.json").is_file()
+
+
+def test_summary_json_has_one_claim_per_statement(report):
+    _, out = report
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["schema"] == "elasticity.summary/1" and summary["kind"] == "prove"
+    assert summary["config"]["statements"] == list(proofs.STATEMENTS)
+    claims = summary["claims"]
+    assert [c["id"] for c in claims] == [f"proofs.{n}" for n in proofs.STATEMENTS]
+    for c in claims:
+        assert c["verdict"] == "holds"
+        assert c["measured"] in ("VERIFIED", "SPOT-CHECKED")
+        assert c["details"]["status"] == c["measured"] and c["details"]["why"]
+        assert c["details"]["steps"] and all(s["ok"] for s in c["details"]["steps"])
+        assert {"name", "rule", "kind"} <= set(c["details"]["steps"][1])
+    spot = {c["id"]: c["details"]["why"] for c in claims if c["measured"] == "SPOT-CHECKED"}
+    assert set(spot) == {"proofs.thm_3_4_ideal_code_length", "proofs.def_4_1_normalized_rate",
+                         "proofs.finite_sample_correction"}
+
+
+def test_markdown_renders_every_derivation_as_a_chain_with_rules(report):
+    _, out = report
+    md = (out / "proofs.md").read_text()
+    for name in proofs.STATEMENTS:
+        assert f'<a id="{name}"></a>' in md
+        section = md.split(f'<a id="{name}"></a>')[1].split("<a id=")[0]
+        assert r"\begin{aligned}" in section and r"\end{aligned}" in section
+        assert "which is the claim ✓" in section
+        assert section.count(r"\begin{aligned}") == section.count(r"\end{aligned}")
+    assert r"\text{[diff] differentiate log N}" in md
+    assert r"\text{[series, O(l³) dropped] second order in l}" in md
+    assert "FAILED" not in md.split("## 1.")[1]
+
+
+def test_table_lists_every_statement(capsys):
+    assert cli.main(_args("thm_4_2", "negative", "--no-companions")) == 0
+    out = capsys.readouterr().out
+    assert "thm_4_2_elasticity" in out and "negative_control" in out and "VERIFIED" in out
+    assert "2 statements: 2 VERIFIED" in out
+
+
+def test_strict_fails_on_spot_checked(capsys):
+    assert cli.main(_args("finite_sample", "--no-companions", "--strict")) == 1
+    assert "SPOT-CHECKED" in capsys.readouterr().out
+
+
+def test_unknown_statement_is_a_clear_error(capsys):
+    assert cli.main(_args("thm_9_9")) == 2
+    err = capsys.readouterr().err
+    assert "STATEMENT must be one of" in err and "got 'thm_9_9'" in err
+
+
+def test_ambiguous_prefix_is_an_error():
+    with pytest.raises(ValueError, match="ambiguous"):
+        proofs.resolve_names(["thm"])
+
+
+def test_failed_statement_exits_non_zero(monkeypatch, capsys):
+    from proofs import negative_control as mod
+
+    original = mod.build
+
+    def broken():
+        d = original()
+        step = next(s for s in d.steps if s.kind == "then")
+        step.after = step.after + 1
+        return d
+
+    monkeypatch.setattr(mod, "build", broken)
+    assert cli.main(_args("negative_control", "--no-companions")) == 1
+    captured = capsys.readouterr()
+    assert "FAILED" in captured.out and "split log w2" in captured.err
+
+
+def test_python_dash_m_proofs_runs():
+    proc = subprocess.run([sys.executable, "-m", "proofs", "negative_control", "--no-companions"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "negative_control" in proc.stdout and "VERIFIED" in proc.stdout
+
+
+def test_import_proofs_is_lazy_and_tokentree_never_imports_sympy():
+    code = ("import sys, proofs, tokentree, tokentree.results; "
+            "assert 'sympy' not in sys.modules, 'sympy imported'; print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
