@@ -1,0 +1,466 @@
+"""Numba kernels: contiguous int64/float64 arrays in, arrays out; no validation, no Python objects.
+
+Every kernel trusts its input (the public wrappers validate it once, at the boundary) and has a
+plain-Python twin in :mod:`tokentree._reference` that the tests compare it with. A kernel that
+detects an impossible state returns a sentinel (a code and an index) and the wrapper raises.
+
+Tree arrays follow :class:`tokentree.TokenTree`: nodes in breadth-first order, node 0 the root
+(``parent[0] = token[0] = -1``, ``depth[0] = 1``), children of a node contiguous and sorted by
+token, ``child_start = 1 + exclusive cumsum(child_count)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "check_structure",
+    "check_mass_consistency",
+    "subtree_from_eos",
+    "children_from_parent",
+    "build_trie",
+    "prune_arrays",
+    "align_nodes",
+    "union_nodes",
+    "huffman_lengths",
+    "fill_paths",
+    "find_prefix",
+    "mix_masses",
+    "fill_depth",
+]
+
+
+@njit(cache=True)
+def check_structure(parent, token, depth, child_start, child_count, vocab_size):
+    """Return (code, index): code 0 if the arrays describe a valid BFS tree, else the first violation.
+
+    Codes: 1 bad root, 2 parent not earlier, 3 token out of range, 4 bad depth, 5 not BFS / children
+    unsorted or duplicated, 6 child_start/child_count inconsistent with parent. Preconditions: all
+    arrays int64 of equal length n >= 1.
+    """
+    n = parent.shape[0]
+    if parent[0] != -1 or token[0] != -1 or depth[0] != 1:
+        return 1, 0
+    counts = np.zeros(n, dtype=np.int64)
+    for i in range(1, n):
+        p = parent[i]
+        if p < 0 or p >= i:
+            return 2, i
+        t = token[i]
+        if t < 0 or t >= vocab_size:
+            return 3, i
+        if depth[i] != depth[p] + 1:
+            return 4, i
+        if i > 1:
+            q = parent[i - 1]
+            if p < q or (p == q and t <= token[i - 1]):
+                return 5, i
+        counts[p] += 1
+    start = 1
+    for i in range(n):
+        if child_count[i] != counts[i] or child_start[i] != start:
+            return 6, i
+        start += counts[i]
+    return 0, -1
+
+
+@njit(cache=True)
+def check_mass_consistency(eos, subtree, child_start, child_count, atol):
+    """Return (code, index): 0 if eos >= 0, finite, and subtree = eos + children's subtree masses.
+
+    The tolerance for node i is ``atol + (child_count[i] + 1) * 2**-52 * subtree[i]`` (the rounding
+    of the sum itself). Code 7: bad eos mass; code 8: subtree mismatch (or a non-finite subtree).
+    """
+    n = eos.shape[0]
+    eps = 2.0 ** -52
+    for i in range(n - 1, -1, -1):
+        e = eos[i]
+        if not (e >= 0.0) or e == np.inf:
+            return 7, i
+        s = e
+        c0 = child_start[i]
+        for c in range(c0, c0 + child_count[i]):
+            s += subtree[c]
+        d = subtree[i] - s
+        if d < 0:
+            d = -d
+        if not (d <= atol + (child_count[i] + 1) * eps * subtree[i]):
+            return 8, i
+    return 0, -1
+
+
+@njit(cache=True)
+def subtree_from_eos(eos, child_start, child_count):
+    """Subtree masses from EOS masses: one reverse pass, children are contiguous and later in BFS order."""
+    n = eos.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    for i in range(n - 1, -1, -1):
+        s = eos[i]
+        c0 = child_start[i]
+        for c in range(c0, c0 + child_count[i]):
+            s += out[c]
+        out[i] = s
+    return out
+
+
+@njit(cache=True)
+def children_from_parent(parent):
+    """(child_start, child_count) of a BFS-ordered parent array (parent[0] = -1)."""
+    n = parent.shape[0]
+    count = np.zeros(n, dtype=np.int64)
+    for i in range(1, n):
+        count[parent[i]] += 1
+    start = np.empty(n, dtype=np.int64)
+    s = 1
+    for i in range(n):
+        start[i] = s
+        s += count[i]
+    return start, count
+
+
+@njit(cache=True)
+def _grow(a, need):
+    if need <= a.shape[0]:
+        return a
+    m = a.shape[0] * 2
+    if m < need:
+        m = need
+    b = np.empty(m, dtype=a.dtype)
+    b[: a.shape[0]] = a
+    return b
+
+
+@njit(cache=True)
+def build_trie(tokens, offsets, weights, vocab_size):
+    """Trie of weighted sequences in BFS order, built one layer at a time with two stable counting sorts.
+
+    Inputs: flat tokens in [0, vocab_size), offsets (n + 1, non-decreasing), weights (n, > 0).
+    Returns (parent, token, depth, eos_weight, subtree_weight) with unnormalised weights: a
+    sequence adds its weight to the EOS weight of the node where it ends. Within a layer, the
+    active sequences are grouped by node; sorting them stably by next token and then stably by
+    node gives every child group contiguous and sorted, so child ids come out in BFS order.
+    Cost O(total tokens + max_length * min(V, active)).
+    """
+    n = offsets.shape[0] - 1
+    cap = n + 16
+    parent = np.empty(cap, dtype=np.int64)
+    token = np.empty(cap, dtype=np.int64)
+    depth = np.empty(cap, dtype=np.int64)
+    eos_w = np.empty(cap, dtype=np.float64)
+    parent[0] = -1
+    token[0] = -1
+    depth[0] = 1
+    eos_w[0] = 0.0
+    n_nodes = 1
+    active = np.arange(n).astype(np.int64)  # sequence ids, grouped by node (non-decreasing node)
+    node_of = np.zeros(n, dtype=np.int64)  # node of active[j]
+    n_active = n
+    pos = 0
+    layer_first = 0  # first node id of the current layer
+    cont = np.empty(n, dtype=np.int64)
+    cont_node = np.empty(n, dtype=np.int64)
+    cont_tok = np.empty(n, dtype=np.int64)
+    tmp = np.empty(n, dtype=np.int64)
+    tmp_node = np.empty(n, dtype=np.int64)
+    tmp_tok = np.empty(n, dtype=np.int64)
+    while n_active > 0:
+        layer_end = n_nodes  # nodes [layer_first, layer_end) are the current layer
+        # 1. sequences ending here add EOS weight; the rest continue with their next token
+        m = 0
+        for j in range(n_active):
+            s = active[j]
+            v = node_of[j]
+            if offsets[s + 1] - offsets[s] == pos:
+                eos_w[v] += weights[s]
+            else:
+                cont[m] = s
+                cont_node[m] = v - layer_first
+                cont_tok[m] = tokens[offsets[s] + pos]
+                m += 1
+        if m == 0:
+            break
+        # 2. stable sort by token (counting sort when the vocabulary is small against m)
+        if vocab_size <= 4 * m:
+            cnt = np.zeros(vocab_size + 1, dtype=np.int64)
+            for j in range(m):
+                cnt[cont_tok[j] + 1] += 1
+            for t in range(vocab_size):
+                cnt[t + 1] += cnt[t]
+            for j in range(m):
+                k = cnt[cont_tok[j]]
+                cnt[cont_tok[j]] += 1
+                tmp[k] = cont[j]
+                tmp_node[k] = cont_node[j]
+                tmp_tok[k] = cont_tok[j]
+        else:
+            order = np.argsort(cont_tok[:m], kind="mergesort")
+            for j in range(m):
+                k = order[j]
+                tmp[j] = cont[k]
+                tmp_node[j] = cont_node[k]
+                tmp_tok[j] = cont_tok[k]
+        # 3. stable counting sort by node rank within the layer
+        n_layer = layer_end - layer_first
+        cnt2 = np.zeros(n_layer + 1, dtype=np.int64)
+        for j in range(m):
+            cnt2[tmp_node[j] + 1] += 1
+        for r in range(n_layer):
+            cnt2[r + 1] += cnt2[r]
+        for j in range(m):
+            k = cnt2[tmp_node[j]]
+            cnt2[tmp_node[j]] += 1
+            cont[k] = tmp[j]
+            cont_node[k] = tmp_node[j]
+            cont_tok[k] = tmp_tok[j]
+        # 4. create child nodes in order: a new node whenever (node, token) changes
+        need = n_nodes + m
+        if need > parent.shape[0]:
+            parent = _grow(parent, need)
+            token = _grow(token, need)
+            depth = _grow(depth, need)
+            eos_w = _grow(eos_w, need)
+        prev_v = -1
+        prev_t = -1
+        child = -1
+        for j in range(m):
+            v = cont_node[j]
+            t = cont_tok[j]
+            if v != prev_v or t != prev_t:
+                child = n_nodes
+                parent[child] = layer_first + v
+                token[child] = t
+                depth[child] = pos + 2
+                eos_w[child] = 0.0
+                n_nodes += 1
+                prev_v = v
+                prev_t = t
+            active[j] = cont[j]
+            node_of[j] = child
+        n_active = m
+        layer_first = layer_end
+        pos += 1
+    parent = parent[:n_nodes].copy()
+    token = token[:n_nodes].copy()
+    depth = depth[:n_nodes].copy()
+    eos_w = eos_w[:n_nodes].copy()
+    return parent, token, depth, eos_w
+
+
+@njit(cache=True)
+def prune_arrays(depth_arr, eos, subtree, child_start, child_count, d):
+    """Arrays of the tree pruned to layers 1..d (nodes [0, n_keep) of the BFS order).
+
+    Layer-d nodes lose their children and their EOS mass becomes their subtree mass (the lumping
+    convention); every other kept node is copied unchanged. Returns (n_keep, eos, child_start,
+    child_count); parent/token/depth/subtree of the pruned tree are the first n_keep entries.
+    Precondition: depth_arr non-decreasing (BFS order), d >= 1.
+    """
+    n = depth_arr.shape[0]
+    # binary search for the first node deeper than d, and the first node at layer d
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if depth_arr[mid] <= d:
+            lo = mid + 1
+        else:
+            hi = mid
+    n_keep = lo
+    lo, hi = 0, n_keep
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if depth_arr[mid] < d:
+            lo = mid + 1
+        else:
+            hi = mid
+    first_d = lo
+    new_eos = np.empty(n_keep, dtype=np.float64)
+    new_start = np.empty(n_keep, dtype=np.int64)
+    new_count = np.empty(n_keep, dtype=np.int64)
+    new_eos[:first_d] = eos[:first_d]
+    new_start[:first_d] = child_start[:first_d]
+    new_count[:first_d] = child_count[:first_d]
+    new_eos[first_d:] = subtree[first_d:n_keep]
+    new_start[first_d:] = n_keep
+    new_count[first_d:] = 0
+    return n_keep, new_eos, new_start, new_count
+
+
+@njit(cache=True)
+def align_nodes(start_a, count_a, token_a, start_b, count_b, token_b):
+    """For every node of tree A, the node of tree B with the same prefix, or -1 (one BFS merge pass)."""
+    na = start_a.shape[0]
+    out = np.full(na, -1, dtype=np.int64)
+    out[0] = 0
+    for a in range(na):
+        b = out[a]
+        if b < 0 or count_a[a] == 0:
+            continue
+        i, iend = start_a[a], start_a[a] + count_a[a]
+        j, jend = start_b[b], start_b[b] + count_b[b]
+        while i < iend and j < jend:
+            ta = token_a[i]
+            tb = token_b[j]
+            if ta == tb:
+                out[i] = j
+                i += 1
+                j += 1
+            elif ta < tb:
+                i += 1
+            else:
+                j += 1
+    return out
+
+
+@njit(cache=True)
+def union_nodes(start_a, count_a, token_a, start_b, count_b, token_b):
+    """Union of two BFS trees' prefixes, in BFS order, with maps to the nodes of A and of B (-1 if absent).
+
+    Returns (parent, token, depth, map_a, map_b). Children of each union node are merged from the
+    two sorted child lists, so they come out contiguous and sorted by token.
+    """
+    cap = start_a.shape[0] + start_b.shape[0]
+    parent = np.empty(cap, dtype=np.int64)
+    token = np.empty(cap, dtype=np.int64)
+    depth = np.empty(cap, dtype=np.int64)
+    map_a = np.empty(cap, dtype=np.int64)
+    map_b = np.empty(cap, dtype=np.int64)
+    parent[0] = -1
+    token[0] = -1
+    depth[0] = 1
+    map_a[0] = 0
+    map_b[0] = 0
+    n = 1
+    u = 0
+    while u < n:
+        a = map_a[u]
+        b = map_b[u]
+        i = iend = 0
+        j = jend = 0
+        if a >= 0:
+            i, iend = start_a[a], start_a[a] + count_a[a]
+        if b >= 0:
+            j, jend = start_b[b], start_b[b] + count_b[b]
+        while i < iend or j < jend:
+            if j >= jend or (i < iend and token_a[i] < token_b[j]):
+                t, ca, cb = token_a[i], i, -1
+                i += 1
+            elif i >= iend or token_b[j] < token_a[i]:
+                t, ca, cb = token_b[j], -1, j
+                j += 1
+            else:
+                t, ca, cb = token_a[i], i, j
+                i += 1
+                j += 1
+            parent[n] = u
+            token[n] = t
+            depth[n] = depth[u] + 1
+            map_a[n] = ca
+            map_b[n] = cb
+            n += 1
+        u += 1
+    return parent[:n].copy(), token[:n].copy(), depth[:n].copy(), map_a[:n].copy(), map_b[:n].copy()
+
+
+@njit(cache=True)
+def mix_masses(out, values, mapping, weight):
+    """out[u] += weight * values[mapping[u]] wherever mapping[u] >= 0 (one additive pass)."""
+    for u in range(out.shape[0]):
+        m = mapping[u]
+        if m >= 0:
+            out[u] += weight * values[m]
+
+
+@njit(cache=True)
+def huffman_lengths(masses):
+    """Huffman code lengths, by the two-queue method after a stable sort (O(n log n) for the sort, O(n) after).
+
+    Deterministic tie-breaking: every item has the key (weight, rank); leaves have rank = symbol
+    index (0..n-1), internal nodes n, n+1, ... in creation order, and the two items with the
+    smallest keys merge next (first popped + second popped). So on equal weights a leaf merges
+    before an internal node and lower indices merge first: exactly heapq with (weight, rank) keys.
+    Precondition: n >= 2, masses finite and non-negative.
+    """
+    n = masses.shape[0]
+    order = np.argsort(masses, kind="mergesort")
+    w_leaf = masses[order]
+    w_int = np.empty(n - 1, dtype=np.float64)
+    up = np.empty(2 * n - 1, dtype=np.int64)  # parent of each node: leaves 0..n-1 (sorted), internal n..
+    il = 0
+    ii = 0
+    for k in range(n - 1):
+        # first item
+        if il < n and (ii >= k or w_leaf[il] <= w_int[ii]):
+            x = il
+            wx = w_leaf[il]
+            il += 1
+        else:
+            x = n + ii
+            wx = w_int[ii]
+            ii += 1
+        if il < n and (ii >= k or w_leaf[il] <= w_int[ii]):
+            y = il
+            wy = w_leaf[il]
+            il += 1
+        else:
+            y = n + ii
+            wy = w_int[ii]
+            ii += 1
+        w_int[k] = wx + wy
+        up[x] = n + k
+        up[y] = n + k
+    dep = np.empty(2 * n - 1, dtype=np.int64)
+    dep[2 * n - 2] = 0
+    for v in range(2 * n - 3, -1, -1):
+        dep[v] = dep[up[v]] + 1
+    out = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        out[order[j]] = dep[j]
+    return out
+
+
+@njit(cache=True)
+def fill_paths(nodes, parent, token, depth):
+    """Token paths of the given nodes as (flat tokens, offsets); node v's path has depth[v] - 1 tokens."""
+    m = nodes.shape[0]
+    offsets = np.empty(m + 1, dtype=np.int64)
+    offsets[0] = 0
+    for k in range(m):
+        offsets[k + 1] = offsets[k] + depth[nodes[k]] - 1
+    flat = np.empty(offsets[m], dtype=np.int64)
+    for k in range(m):
+        v = nodes[k]
+        p = offsets[k + 1] - 1
+        while v > 0:
+            flat[p] = token[v]
+            v = parent[v]
+            p -= 1
+    return flat, offsets
+
+
+@njit(cache=True)
+def find_prefix(prefix, child_start, child_count, token):
+    """Node index of the given token prefix (binary search among sorted children), or -1."""
+    v = 0
+    for k in range(prefix.shape[0]):
+        t = prefix[k]
+        lo = child_start[v]
+        hi = lo + child_count[v]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if token[mid] < t:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < child_start[v] + child_count[v] and token[lo] == t:
+            v = lo
+        else:
+            return -1
+    return v
+
+
+@njit(cache=True)
+def fill_depth(parent, depth):
+    """depth[i] = depth[parent[i]] + 1 for i >= 1 (parents precede children); depth[0] is set by the caller."""
+    for i in range(1, parent.shape[0]):
+        depth[i] = depth[parent[i]] + 1
