@@ -250,7 +250,7 @@ def resistance_claims(records: list[dict], cfg: Config) -> tuple[list[Claim], di
             id=f"resistance.{suffix}",
             statement=f"Inverse alignment (θ_l trained on D_k) is easier than forward alignment (θ_k on D_l): "
                       f"forward − inverse {what} > 0, averaged over the pairs of {cfg.data.n_slices} slices.",
-            predicted=f"> 0 in every pair ({paper})", measured=m, ci=ci, verdict=verdict,
+            predicted=f"> 0 in every pair ({paper})", measured=finite_or_none(m), ci=ci, verdict=verdict,
             source="paper §5.1 Table 1 / digest §5.3 item 14" if metric != "kl_moved_nats"
             else "paper Appendix B.1 Table 2 / digest §5.3 item 14",
             details={"unit": unit, "n_seeds": len(records), "ci_level": 0.95, "per_pair": per_pair,
