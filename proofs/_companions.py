@@ -19,16 +19,29 @@ class CompanionUnavailable(RuntimeError):
     """The tokentree core (or one of its functions) that a companion needs is not available."""
 
 
+_SUBMODULES = ("rates", "coding", "mixture", "prune", "synth", "tree")
+
+
 def tt(name: str):
-    """``tokentree.<name>`` or CompanionUnavailable."""
+    """``tokentree.<name>`` (the public re-export, else the defining submodule) or CompanionUnavailable."""
+    import importlib
+
     try:
         import tokentree
     except ImportError as exc:  # pragma: no cover - tokentree ships with this package
         raise CompanionUnavailable(f"tokentree does not import: {exc}") from None
     fn = getattr(tokentree, name, None)
-    if fn is None:
-        raise CompanionUnavailable(f"tokentree.{name} is not available (the tokentree core has not landed)")
-    return fn
+    if fn is not None:
+        return fn
+    for sub in _SUBMODULES:
+        try:
+            mod = importlib.import_module(f"tokentree.{sub}")
+        except ImportError:
+            continue
+        fn = getattr(mod, name, None)
+        if fn is not None:
+            return fn
+    raise CompanionUnavailable(f"tokentree.{name} is not available (the tokentree core has not landed)")
 
 
 # -- entropies and codes ------------------------------------------------------------------------
@@ -55,16 +68,19 @@ def expected_length(masses) -> float:
     return float(np.dot(p, huffman_lengths(p)))
 
 
+def pareto_masses(n: int, alpha: float, rng) -> np.ndarray:
+    """n i.i.d. Pareto(α) masses, normalised (tokentree.pareto_masses)."""
+    return np.asarray(tt("pareto_masses")(n, alpha, seed=_seed(rng)), dtype=np.float64)
+
+
 def _seed(rng) -> int:
     return int(rng.integers(0, 2**31 - 1))
 
 
 def pareto_leaf_masses(depth: int, rng, alpha: float = 2.0) -> np.ndarray:
     """Positive leaf masses of a tokentree Pareto tree pruned at ``depth`` (binary, root = layer 1)."""
-    tree = tt("pareto_tree")(depth, alpha=alpha, seed=_seed(rng))
-    tree = tt("prune")(tree, depth)
+    tree = tt("prune")(tt("pareto_tree")(depth + 2, alpha=alpha, seed=_seed(rng)), depth)
     m = np.asarray(tt("leaf_masses")(tree), dtype=np.float64)
-    m = m[m > 0]
     return m / m.sum()
 
 
@@ -83,34 +99,36 @@ def sizes_for(k: float, rho3: float, rng, a: float = 1000.0) -> tuple[float, flo
     return (frac * (dp - n3), (1 - frac) * (dp - n3), n3, a)
 
 
+PREFIXES = ([0], [1, 0], [1, 1])  # component markers: disjoint supports (digest R0)
+
+
 class _World:
-    """Three disjoint-support components (tokentree Pareto trees) laid side by side on one leaf axis."""
+    """Three disjoint-support components: tokentree Pareto trees behind the markers 0, 10, 11.
 
-    def __init__(self, rng, depth: int = 7):
-        self.parts = [pareto_leaf_masses(depth, rng, alpha=alpha) for alpha in (1.8, 2.0, 2.5)]
-        self.sizes = [p.size for p in self.parts]
+    The model is ``tokentree.joint_tree`` of the three at the theorem's sizes, and the rates are
+    ``tokentree.normalized_compression_rate`` (bits per block; M = the data tree's positive leaves).
+    """
 
-    def embed(self, weights) -> np.ndarray:
-        return np.concatenate([w * p for w, p in zip(weights, self.parts)])
+    def __init__(self, rng, depth: int = 6):
+        pareto_tree = tt("pareto_tree")
+        self.trees = [pareto_tree(depth, alpha=alpha, seed=_seed(rng)).with_prefix(pre)
+                      for alpha, pre in zip((1.8, 2.0, 2.5), PREFIXES)]
+        self.depth = depth + 2  # no pruning: every leaf of every component is kept
 
     def rates_bits(self, n, l) -> tuple[float, float]:
-        """(γ_a, γ_p) normalised rates in bits: H×(data, model) − log2 M (M = the data's leaf count)."""
+        """(γ_a, γ_p): normalised compression rates of D_a and D_p under the joint model, in bits."""
         n1, n2, n3, a = n
-        N = n1 + n2 + n3 + a + a * l
-        model = self.embed([n1 / N, (n2 + a) / N, (n3 + a * l) / N])
-        d_a = self.embed([0.0, 1.0, 0.0])
-        dp = n1 + n2 + n3
-        d_p = self.embed([n1 / dp, n2 / dp, n3 / dp])
-        m_a = self.sizes[1]
-        m_p = sum(s for s, w in zip(self.sizes, (n1, n2, n3)) if w > 0)
-        return (cross_entropy_bits(d_a, model) - math.log2(m_a),
-                cross_entropy_bits(d_p, model) - math.log2(m_p))
+        joint, ncr = tt("joint_tree"), tt("normalized_compression_rate")
+        model = joint(self.trees, [n1, n2 + a, n3 + a * l])
+        d_p = joint(self.trees, [n1, n2, n3])
+        return ncr(self.trees[1], model, self.depth), ncr(d_p, model, self.depth)
 
 
 def slopes_tokentree(n, l: float, rng) -> tuple[float, float]:
-    """Central-difference slopes dγ_a/dl, dγ_p/dl (bits per unit l) at l, h = l/2."""
+    """Central-difference slopes dγ_a/dl, dγ_p/dl (bits per unit l) at l, step h = l/10
+    (truncation error ~ (h/(ρ3·k))², rounding ~ 1e-14/(h·|dγ_p/dl|): both far below the tolerances)."""
     world = _World(rng)
-    h = l / 2
+    h = l / 10
     ga1, gp1 = world.rates_bits(n, l + h)
     ga0, gp0 = world.rates_bits(n, l - h)
     return (ga1 - ga0) / (2 * h), (gp1 - gp0) / (2 * h)
@@ -127,25 +145,38 @@ def invariant_tokentree(n, l: float, rng) -> float:
 
 # -- joint compression ----------------------------------------------------------------------------
 
+def _by_prefix(tree) -> dict:
+    seqs = tree.leaf_sequences(include_zero=False)
+    masses = tt("leaf_masses")(tree)
+    return {tuple(int(x) for x in q): float(m) for q, m in zip(seqs, masses)}
+
+
 def joint_mixture_check(sizes, rng) -> dict:
-    """tokentree.joint_tree on three Pareto trees, and the disjoint-support cross-entropy identity."""
-    depth = 6
-    trees = [tt("prune")(tt("pareto_tree")(depth, alpha=2.0, seed=_seed(rng)), depth) for _ in sizes]
-    joint = tt("joint_tree")(trees, sizes)
-    leaf = tt("leaf_masses")
-    comps = [np.asarray(leaf(t), dtype=np.float64) for t in trees]
+    """tokentree.joint_tree on three overlapping Pareto trees (mixture = Σ w_i P_i by prefix, mass 1,
+    = the tree of the concatenated multiset) and on three disjoint ones (H×(P_i, p) = H(P_i) − log2 w_i,
+    with H× from tokentree.compression_rate)."""
+    depth = 5
+    pareto_tree, joint = tt("pareto_tree"), tt("joint_tree")
+    trees = [pareto_tree(depth, alpha=2.0, seed=_seed(rng)) for _ in sizes]
     w = np.asarray(sizes, dtype=np.float64) / float(sum(sizes))
-    mix = sum(wi * c for wi, c in zip(w, comps))
-    jm = np.asarray(leaf(joint), dtype=np.float64)
-    # disjoint supports: the components side by side
-    world = [c[c > 0] / c[c > 0].sum() for c in comps]
-    model = np.concatenate([wi * c for wi, c in zip(w, world)])
-    ces, preds = [], []
-    for idx, c in enumerate(world):
-        data = np.concatenate([c if j == idx else np.zeros_like(o) for j, o in enumerate(world)])
-        ces.append(cross_entropy_bits(data, model))
-        preds.append(entropy_bits(c) - math.log2(w[idx]))
-    return {"mass_sum": float(jm.sum()), "max_mix_err": float(np.max(np.abs(jm - mix))),
+    jt = joint(trees, sizes)
+    jm = _by_prefix(jt)
+    comps = [_by_prefix(t) for t in trees]
+    keys = set(jm).union(*comps)
+    mix_err = max(abs(jm.get(k, 0.0) - sum(wi * c.get(k, 0.0) for wi, c in zip(w, comps))) for k in keys)
+    # empirical trees: the joint tree is the tree of the concatenated multiset
+    from_sequences = tt("TokenTree").from_sequences
+    data = [[list(rng.integers(0, 2, size=int(rng.integers(0, 4)))) for _ in range(int(s_))] for s_ in sizes]
+    emp = [from_sequences(d, 2) for d in data]
+    concat = from_sequences([q for d in data for q in d], 2)
+    cm, jm2 = _by_prefix(concat), _by_prefix(joint(emp, sizes))
+    multiset_err = max(abs(cm.get(k, 0.0) - jm2.get(k, 0.0)) for k in set(cm) | set(jm2))
+    disjoint = [t.with_prefix(pre) for t, pre in zip(trees, PREFIXES)]
+    model = joint(disjoint, sizes)
+    rate = tt("compression_rate")
+    ces = [rate(t, model, depth + 2) for t in disjoint]
+    preds = [entropy_bits(tt("leaf_masses")(t)) - math.log2(wi) for t, wi in zip(trees, w)]
+    return {"mass_sum": float(sum(jm.values())), "max_mix_err": float(mix_err), "multiset_err": float(multiset_err),
             "cross_entropy_bits": ces, "predicted_bits": preds, "weights": w.tolist()}
 
 

@@ -82,8 +82,9 @@ def build() -> Derivation:
 
 
 def companion(rng):
-    """tokentree.joint_tree on disjoint-support trees: the mixture's leaf masses sum to 1, are the
-    size-weighted combination, and tokentree.cross_entropy_bits(P_i, p) = H(P_i) − log2 w_i (atol 1e-9 bits)."""
+    """tokentree.joint_tree: the mixture's leaf masses sum to 1, are the size-weighted
+    combination and the tree of the concatenated multiset; on disjoint-support trees (markers),
+    tokentree.compression_rate(T_i, joint) = H(P_i) − log2 w_i (atol 1e-9 bits)."""
     from proofs import _companions as c
 
     checks = []
@@ -91,6 +92,7 @@ def companion(rng):
     res = c.joint_mixture_check(sizes, rng)
     checks.append(check_close("joint tree leaf masses sum to 1", res["mass_sum"], 1.0, atol=1e-12))
     checks.append(check_close("max |joint − Σ w_i P_i| over leaves", res["max_mix_err"], 0.0, atol=1e-12))
+    checks.append(check_close("max |joint − tree of the concatenated multiset|", res["multiset_err"], 0.0, atol=1e-12))
     for idx, (ce, pred) in enumerate(zip(res["cross_entropy_bits"], res["predicted_bits"])):
         checks.append(check_close(f"H×(P_{idx+1}, p) = H(P_{idx+1}) − log2 w_{idx+1} (bits)", ce, pred, atol=1e-9))
     checks.append(check_true("weights positive and sum to 1", res["weights"], "convex",
