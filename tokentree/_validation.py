@@ -126,12 +126,12 @@ def _first_bad(name: str, a: np.ndarray) -> None:
     nonfinite = np.flatnonzero(~np.isfinite(a))
     if nonfinite.size:
         i = int(nonfinite[0])
-        raise InvalidInputError(f"{name} must be finite; got {a[i]!r} at index {i} "
+        raise InvalidInputError(f"{name} must be finite; got {float(a[i])!r} at index {i} "
                                 f"({nonfinite.size} non-finite value{'s' if nonfinite.size > 1 else ''} in total).")
     negative = np.flatnonzero(a < 0)
     if negative.size:
         i = int(negative[0])
-        raise InvalidInputError(f"{name} must be non-negative; got {a[i]!r} at index {i} "
+        raise InvalidInputError(f"{name} must be non-negative; got {float(a[i])!r} at index {i} "
                                 f"({negative.size} negative value{'s' if negative.size > 1 else ''} in total).")
 
 

@@ -143,8 +143,8 @@ class TokenTree:
                                                     self.child_count, MASS_ATOL)
         if code:
             i = int(idx)
-            detail = (f" (eos_mass={self.eos_mass[i]!r})" if code == 7 else
-                      f" (subtree_mass={self.subtree_mass[i]!r})")
+            detail = (f" (eos_mass={float(self.eos_mass[i])!r})" if code == 7 else
+                      f" (subtree_mass={float(self.subtree_mass[i])!r})")
             raise InvalidInputError(structure_message(int(code), i) + detail)
         root = float(self.subtree_mass[0])
         if abs(root - 1.0) > mass_tolerance(self.n_nodes):
@@ -197,7 +197,7 @@ class TokenTree:
         depth = _depth_from_parent(p)
         if not np.all(np.isfinite(e)) or (e.size and e.min() < 0):
             i = int(np.flatnonzero(~(np.isfinite(e) & (e >= 0)))[0])
-            raise InvalidInputError(f"eos_mass must be non-negative and finite; got {e[i]!r} at node {i}.")
+            raise InvalidInputError(f"eos_mass must be non-negative and finite; got {float(e[i])!r} at node {i}.")
         sub = _kernels.subtree_from_eos(e, start, count)
         return cls(vocab_size=v, parent=p, token=t, depth=depth, eos_mass=e, subtree_mass=sub,
                    child_start=start, child_count=count)
