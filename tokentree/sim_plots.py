@@ -1,0 +1,197 @@
+"""Figures of the elasticity simulator (matplotlib, Agg backend, imported inside the functions).
+
+Every function takes the sweep's rows (the dicts written to ``sweep.csv``) and writes one PNG:
+
+* ``fig1_inverse_proportionality.png`` – the analogue of the paper's Figure 1: |Δγ_i| against |D_i|
+  (log-log) for D_a and D_p of every system k, with the inverse-proportionality lines F/|D|;
+* ``fig_ratio_vs_k.png`` – |ratio| against k (log-log) with the line |ratio| = k;
+* ``fig_gamma_vs_l.png`` – γ_a and γ_p against l (changes from l = 0) with the sign condition marked;
+* ``fig_regimes.png`` – where the law fails: no perturbation-like data in D_p (ρ3), l past the sign
+  condition, and too small a capacity d;
+* ``fig_finite_samples.png`` – the counts compressor's ratio over seeds against a/M with the
+  corrected prediction -k/(1 - M/(2ρ3 a)).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["plot_all", "plot_figure1", "plot_ratio_vs_k", "plot_gamma_vs_l", "plot_regimes", "plot_finite"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out: Path, name: str) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{name}.tmp.png"
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    tmp.replace(out / name)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return name
+
+
+def _rows(rows, experiment):
+    return [r for r in rows if r.get("experiment") == experiment]
+
+
+def plot_figure1(rows, cfg, out: Path) -> str:
+    plt = _plt()
+    main = _rows(rows, "main")
+    l0 = cfg.exact.hooke_l
+    a = cfg.exact.alignment_size
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    colors = plt.cm.viridis(np.linspace(0, 0.9, max(1, len({r["k"] for r in main}))))
+    for c, k in zip(colors, sorted({r["k"] for r in main})):
+        r = next(x for x in main if x["k"] == k and x["l"] == l0)
+        sizes = np.array([a, k * a])
+        dg = np.array([abs(r["dgamma_a"]), abs(r["dgamma_p"])])
+        ax.loglog(sizes, dg, "o", color=c, label=f"k = {k:g}")
+        force = a * dg[0]
+        xs = np.geomspace(a / 2, 2 * k * a, 20)
+        ax.loglog(xs, force / xs, "--", color=c, lw=0.8)
+    ax.set_xlabel("|D_i| (dataset size)")
+    ax.set_ylabel(f"|Δγ_i| at l = {l0:g} (bits/block)")
+    ax.set_title("Δγ ∝ 1/|D| (dashed: F/|D| through D_a)")
+    ax.legend(fontsize=8)
+    return _save(fig, out, "fig1_inverse_proportionality.png")
+
+
+def plot_ratio_vs_k(rows, cfg, out: Path) -> str:
+    plt = _plt()
+    main = _rows(rows, "main")
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    ks = sorted({r["k"] for r in main})
+    for l in sorted({r["l"] for r in main if r["l"] <= 0.01}):
+        pts = [abs(next(r for r in main if r["k"] == k and r["l"] == l)["ratio"]) for k in ks]
+        ax.loglog(ks, pts, "o-", ms=4, lw=0.8, label=f"exact, l = {l:g}")
+    ax.loglog(ks, ks, "k--", lw=1, label="|ratio| = k")
+    fin = _rows(rows, "finite")
+    if fin:
+        big = max(r["a_over_m"] for r in fin)
+        fk = sorted({r["k"] for r in fin})
+        means = [np.mean([r["ratio"] for r in fin if r["k"] == k and r["a_over_m"] == big]) for k in fk]
+        ax.loglog(fk, np.abs(means), "s", mfc="none", label=f"counts model, a = {big:g}·M")
+    ax.set_xlabel("k = |D_p| / |D_a|")
+    ax.set_ylabel("|dγ_a/dl| / |dγ_p/dl|")
+    ax.legend(fontsize=7)
+    return _save(fig, out, "fig_ratio_vs_k.png")
+
+
+def plot_gamma_vs_l(rows, cfg, out: Path) -> str:
+    plt = _plt()
+    main = _rows(rows, "main")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for k in sorted({r["k"] for r in main}):
+        rs = sorted((r for r in main if r["k"] == k), key=lambda r: r["l"])
+        ls = [r["l"] for r in rs]
+        ax1.plot(ls, [r["dgamma_a"] for r in rs], "o-", ms=3, label=f"k = {k:g}")
+        ax2.plot(ls, [r["dgamma_p"] for r in rs], "o-", ms=3, label=f"k = {k:g}")
+    rho3 = main[0]["rho3"] if main else 0.5
+    for ax in (ax1, ax2):
+        ax.set_xscale("log")
+        ax.set_xlabel("l = |D_t| / |D_a|")
+        ax.axvline(rho3 / (1 - rho3), color="grey", ls=":", lw=1)
+    ax1.set_yscale("log")
+    ax2.set_yscale("symlog", linthresh=1e-10)
+    ax1.set_ylabel("γ_a(l) - γ_a(0) (bits/block)")
+    ax2.set_ylabel("γ_p(l) - γ_p(0) (bits/block)")
+    ax1.set_title("alignment rate worsens")
+    ax2.set_title("pre-training rate improves until l = ρ3/(1-ρ3) (dotted)")
+    ax1.legend(fontsize=8)
+    return _save(fig, out, "fig_gamma_vs_l.png")
+
+
+def plot_regimes(rows, cfg, out: Path) -> str:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    rr = _rows(rows, "rho3")
+    ax = axes[0]
+    for l in sorted({r["l"] for r in rr if r["l"] in (1e-3, 0.01, 0.1)}):
+        pts = sorted((r["rho3"], r["ratio"]) for r in rr if r["l"] == l)
+        ax.plot([max(p[0], 1e-4) for p in pts], [p[1] for p in pts], "o-", ms=4, label=f"l = {l:g}")
+    k = cfg.exact.regime_size_ratio
+    ax.axhline(-k, color="k", ls="--", lw=1, label="-k")
+    ax.axhline(1, color="grey", ls=":", lw=1, label="+1 (no elasticity)")
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=1)
+    ax.set_xlabel("ρ3 = share of P_t-like data in D_p (0 drawn at 1e-4)")
+    ax.set_ylabel("slope ratio")
+    ax.set_title("no perturbation-like data in D_p")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    main = _rows(rows, "main")
+    for kk in sorted({r["k"] for r in main}):
+        rs = sorted((r for r in main if r["k"] == kk and "slope_p" in r), key=lambda r: r["l"])
+        ax.plot([r["l"] for r in rs], [r["slope_p"] * kk * kk for r in rs], "o-", ms=3, label=f"k = {kk:g}")
+    if main:
+        rho3 = main[0]["rho3"]
+        ax.axvline(rho3 / (1 - rho3), color="grey", ls=":", lw=1, label="n3/(n1+n2)")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_xlabel("l")
+    ax.set_ylabel("k²·dγ_p/dl")
+    ax.set_title("l past the sign condition")
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    dr = _rows(rows, "depth")
+    lmin = min(r["l"] for r in dr) if dr else 0
+    pts = sorted((r["depth"], r["ratio"]) for r in dr if r["l"] == lmin)
+    ax.plot([p[0] for p in pts], [np.nan if p[1] is None else p[1] for p in pts], "o-")
+    for d, v in pts:
+        if v is None:
+            ax.annotate("undefined (0/0)", (d, 0), fontsize=7, rotation=90, va="bottom")
+    ax.axhline(-k, color="k", ls="--", lw=1, label="-k")
+    ax.axvline(cfg.world.marker_length + 0.5, color="grey", ls=":", lw=1, label="marker length + ½")
+    ax.set_yscale("symlog", linthresh=1)
+    ax.set_xlabel("model depth d (capacity)")
+    ax.set_ylabel(f"slope ratio at l = {lmin:g}")
+    ax.set_title("too small a capacity")
+    ax.legend(fontsize=7)
+    return _save(fig, out, "fig_regimes.png")
+
+
+def plot_finite(rows, cfg, out: Path) -> str | None:
+    from .simulate import t_interval
+
+    fin = _rows(rows, "finite")
+    if not fin:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for k in sorted({r["k"] for r in fin}):
+        xs = sorted({r["a_over_m"] for r in fin if r["k"] == k})
+        stats = [t_interval([r["ratio"] for r in fin if r["k"] == k and r["a_over_m"] == x]) for x in xs]
+        y = np.array([s[0] for s in stats]) / k
+        err = np.array([[s[0] - s[1], s[2] - s[0]] for s in stats]).T / k
+        line = ax.errorbar(xs, -y, yerr=err[::-1], fmt="o", ms=4, capsize=2, label=f"k = {k:g} (mean, 95 % CI)")
+        corr = [next(r for r in fin if r["k"] == k and r["a_over_m"] == x)["ratio_corrected_formula"] / k for x in xs]
+        ax.plot(xs, [-c for c in corr], "-", color=line[0].get_color(), lw=0.8)
+    ax.axhline(1, color="k", ls="--", lw=1, label="ratio = -k")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.axvline(20, color="grey", ls=":", lw=1, label="a = 20·M")
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=1)
+    ax.set_xlabel("a / M (alignment samples per P_t leaf)")
+    ax.set_ylabel("-ratio / k (lines: -k/(1 - M/(2ρ3 a)))")
+    ax.set_title("whole-sequence counts compressor")
+    ax.legend(fontsize=7)
+    return _save(fig, out, "fig_finite_samples.png")
+
+
+def plot_all(rows, cfg, out) -> list[str]:
+    """Write every figure into ``out``; returns the file names."""
+    out = Path(out)
+    names = [plot_figure1(rows, cfg, out), plot_ratio_vs_k(rows, cfg, out), plot_gamma_vs_l(rows, cfg, out),
+             plot_regimes(rows, cfg, out), plot_finite(rows, cfg, out)]
+    return [n for n in names if n]
