@@ -115,6 +115,28 @@ def test_rebound_reversal_claim_fails_and_names_the_control_that_explains_it(toy
     assert c.details["controls"]["margin"]["mean"] < 0
 
 
+def test_table3_claim_uses_censored_counts_soundly(toy_run):
+    # the small volume's KL falls under epsilon, the large one's never does: more positives need MORE negatives
+    cfg, records = _records_with(toy_run, lambda p, i: [0.9, 0.8, 0.6, 0.4][i])
+    assert cfg.kl_epsilon == 0.1
+    for rec in records:
+        for variant in rec["variants"].values():
+            for p, row in variant.items():
+                for i, pt in enumerate(row["points"]):
+                    pt["kl_to_pretrained"] = [0.5, 0.3, 0.05, 0.04][i] if p == "16" else [0.6, 0.5, 0.4, 0.3][i]
+    claim = {c.id: c for c in rebound.rebound_claims(records, cfg)[0]}["rebound.negatives_to_epsilon"]
+    assert claim.verdict == "fails" and claim.measured > 0
+    assert claim.details["censoring"] == ["upper"] and "never fell under" in claim.details["explanation"]
+    # the reverse pattern (only the small volume censored) may not be called a failure
+    for rec in records:
+        for variant in rec["variants"].values():
+            for p, row in variant.items():
+                for i, pt in enumerate(row["points"]):
+                    pt["kl_to_pretrained"] = [0.6, 0.5, 0.4, 0.3][i] if p == "16" else [0.5, 0.3, 0.05, 0.04][i]
+    claim = {c.id: c for c in rebound.rebound_claims(records, cfg)[0]}["rebound.negatives_to_epsilon"]
+    assert claim.verdict in ("holds", "inconclusive") and claim.details["censoring"] == ["lower"]
+
+
 def test_crossing_interpolates_and_reports_never_as_none():
     assert rebound.crossing([0, 10, 20], [0.9, 0.7, 0.3], 0.5) == pytest.approx(15.0)
     assert rebound.crossing([0, 10, 20], [0.4, 0.7, 0.3], 0.5) == 0.0
