@@ -144,7 +144,7 @@ def _render_one(i: int, r: DerivationResult) -> list[str]:
         step = s.step
         mark = "" if s.ok else r" \quad \textbf{✗ FAILED}"
         if step.kind == "start":
-            md += [f"**{step.name}.**", "", "$$", r"\begin{aligned}", f"& {_tex(step.after)} \\\\"]
+            md += ["", f"**{step.name}.**", "", "$$", r"\begin{aligned}", f"& {_tex(step.after)} \\\\"]
             chain_open = True
             continue
         if step.kind == "then":

@@ -97,6 +97,18 @@ def _expand(b, a, step, ctx):
     return sp.expand(b - a)
 
 
+def _rebuild(e):
+    """Rebuild bottom-up with evaluation on: carries out arithmetic written unevaluated (4/5·1 + …),
+    while Derivative, Integral, Sum and Limit objects stay unevaluated (their constructors do not evaluate)."""
+    if not isinstance(e, sp.Basic) or not e.args or isinstance(e, (sp.Symbol, sp.Indexed)):
+        return e
+    return e.func(*[_rebuild(x) for x in e.args])
+
+
+def _arithmetic(b, a, step, ctx):
+    return sp.expand(_rebuild(b) - _rebuild(a))
+
+
 def _cancel(b, a, step, ctx):
     return sp.cancel(b - a)
 
@@ -254,6 +266,8 @@ def _simplify(b, a, step, ctx):
 
 RULES: dict[str, Rule] = {r.name: r for r in [
     Rule("expand", "expand products and powers of before − after; must give 0", _expand),
+    Rule("arithmetic", "carry out the arithmetic written out unevaluated (no derivative, integral, sum or limit), "
+         "then expand", _arithmetic),
     Rule("cancel", "rational normal form (cancel) of before − after; must give 0", _cancel),
     Rule("together", "common denominator of before − after, numerator expanded; must give 0", _together),
     Rule("factor", "factor before − after; must give 0", _factor),

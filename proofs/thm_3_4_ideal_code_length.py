@@ -52,6 +52,12 @@ def build() -> Derivation:
            source="Huffman (1952) optimality + Shannon code lengths ⌈−log2 p⌉",
            covered_by="tests/property/test_proofs_thm_3_4.py")
     delta = u / (1 + u)                 # E[L_Huff] − H
+    p.define("δ = E[L_Huff] − H", sp.Symbol("delta"), delta,
+             why="δ ∈ [0, 1) by the Huffman bounds; every such δ is u/(1+u) with u = δ/(1−δ) ≥ 0")
+    p.define("f = ⌈H⌉ − H", sp.Symbol("f"), v / (1 + v), why="f ∈ [0, 1): the ceiling; v ≥ 0")
+    p.define("g = ⌈|x|/d⌉ − |x|/d", sp.Symbol("g"), r / (1 + r), why="g ∈ [0, 1): the ceiling; r ≥ 0")
+    p.define("E[L(x)] = B·E[L_Huff]", sp.Symbol("E[L(x)]"), B * (H + sp.Symbol("delta")),
+             why="B = ⌈|x|/d⌉ blocks of at most d tokens, each one Huffman symbol")
     EL = B * (H + delta)                # block code: B symbols, each E[L_Huff]
     p.sign("block code: E[L(x)] − B·H ≥ 0", EL - B * H, "nonnegative", why="δ ≥ 0")
     p.sign("block code: B(H + 1) − E[L(x)] > 0", B * (H + 1) - EL, "positive", why="δ < 1")
@@ -70,11 +76,12 @@ def build() -> Derivation:
     # the counterexample: ⌈H⌉ below the Huffman length
     Hex = _h_bits(EXAMPLE)
     p.start("E[L_Huff] for P = (4/5, 1/10, 1/10), lengths (1, 2, 2)",
-            sp.Add(*[q * n for q, n in zip(EXAMPLE, EXAMPLE_LENGTHS)]))
-    p.then("add", sp.Rational(6, 5), by="expand")
+            sp.Add(*[sp.Mul(q, n, evaluate=False) for q, n in zip(EXAMPLE, EXAMPLE_LENGTHS)], evaluate=False))
+    p.then("add", sp.Rational(6, 5), by="arithmetic")
     p.conclude(sp.Rational(6, 5), fact="E[L] example")
-    p.fact("Kraft: 2^−1 + 2^−2 + 2^−2 = 1", sp.Add(*[sp.Rational(1, 2**n) for n in EXAMPLE_LENGTHS]), 1,
-           by="expand", why="a complete prefix code")
+    p.fact("Kraft: 2^−1 + 2^−2 + 2^−2 = 1",
+           sp.Add(*[sp.Pow(2, -n, evaluate=False) for n in EXAMPLE_LENGTHS], evaluate=False), 1,
+           by="arithmetic", why="a complete prefix code")
     p.sign("H(P) > 0", Hex, "positive")
     p.sign("H(P) < 1", 1 - Hex, "positive", why="≈ 0.922 bits")
     p.fact("⌈H⌉ = 1", sp.ceiling(Hex), 1, by="expand", why="0 < H < 1")

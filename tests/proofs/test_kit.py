@@ -33,6 +33,8 @@ def _chain(before, after, by, **opts) -> Derivation:
     ("integrate", sp.Integral(x, (x, 0, 1)), sp.Rational(1, 2), sp.Rational(1, 3)),
     ("series", sp.exp(x), 1 + x + x**2 / 2, 1 + x + x**2),
     ("simplify", sp.sin(x)**2 + sp.cos(x)**2, sp.Integer(1), sp.Integer(2)),
+    ("arithmetic", sp.Add(sp.Mul(sp.Rational(4, 5), 1, evaluate=False), sp.Rational(2, 5), evaluate=False),
+     sp.Rational(6, 5), sp.Rational(7, 5)),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_rule_closes_true_step_and_refuses_false_one(by, before, after, wrong):
     opts = {"var": x, "order": 3} if by == "series" else {}
@@ -40,6 +42,11 @@ def test_rule_closes_true_step_and_refuses_false_one(by, before, after, wrong):
     res = _chain(before, wrong, by, **opts).check()
     assert res.status == "FAILED"
     assert "the step under test" in res.reason
+
+
+def test_arithmetic_does_not_evaluate_derivatives():
+    res = _chain(sp.Derivative(x**2, x), 2 * x, "arithmetic").check()
+    assert res.status == "FAILED"
 
 
 def test_expand_log_respects_assumptions():
