@@ -1,0 +1,325 @@
+"""Sequential fine-tuning, as practitioners do it: pre-train on D_p, align on D_a, perturb on D_t.
+
+For each seed: one model is pre-trained on D_p (``n_per_component`` sequences of each component).
+For each alignment size a in ``alignment_sizes``, a copy is aligned on a sequences of the aligned
+component (``align_epochs`` epochs, or exactly ``align.max_steps`` steps when that is > 0: the
+equal-steps control of PROTOTYPE.md P5), then perturbed by **one streamed pass** over sequences of the
+perturbation component, read at the cumulative sizes ``perturbation_sizes`` (t). The optimizer is fresh
+for alignment and, unless ``keep_optimizer``, fresh again for the perturbation.
+
+At every read-out: γ_a and γ_p on held-out data (nats/sequence, split into marker and rest), the
+behaviour score p(M_a)/(p(M_a)+p(M_t)) and its logit margin (exact), and relative to the aligned model
+Δγ_a, Δγ_p and the Hooke invariant: the theory (paper §4.3, Eq. 3) says a·Δγ_a ≈ −|D_p|·Δγ_p, i.e.
+the signed ratio (a·Δγ_a)/(|D_p|·Δγ_p) → −1 (equivalently Δγ_a/Δγ_p → −k). The prototype found
+this **fails** in sequential fine-tuning (γ_p moves first); it is measured and reported, whatever it is.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tokentree.config import check_range
+from tokentree.errors import ConfigError
+from tokentree.results import Claim
+
+from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
+from ._common import ExperimentBase, PartStore, band_verdict, mean_ci, seed_list, utc_now, write_csv, write_summary
+
+__all__ = ["Config", "run", "evaluate"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(ExperimentBase):
+    protocol: str = "sequential"
+    name: str = "sequential"
+    n_seeds: int = 3
+    n_per_component: int = 1000
+    alignment_sizes: tuple[int, ...] = (100, 1000)
+    align_epochs: int = 3
+    perturbation_sizes: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+    keep_optimizer: bool = False
+    aligned_component: int = 1
+    perturbed_component: int = 2
+    world: WorldConfig = field(default_factory=WorldConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=600))
+    align: TrainConfig = field(default_factory=lambda: TrainConfig(
+        learning_rate=1e-3, batch_size=32, warmup_steps=0, decay="constant", max_steps=0))
+    perturb: TrainConfig = field(default_factory=lambda: TrainConfig(
+        learning_rate=1e-3, batch_size=16, warmup_steps=0, decay="constant", max_steps=0))
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("n_per_component", self.n_per_component, self.n_per_component >= 1, "an int >= 1")
+        a = self.alignment_sizes
+        check_range("alignment_sizes", list(a), len(a) >= 1 and all(x >= 1 for x in a) and len(set(a)) == len(a),
+                    "a non-empty list of distinct ints >= 1")
+        check_range("align_epochs", self.align_epochs, self.align_epochs >= 1, "an int >= 1")
+        ts, bs = self.perturbation_sizes, self.perturb.batch_size
+        check_range("perturbation_sizes", list(ts), len(ts) >= 1 and list(ts) == sorted(set(ts)) and ts[0] >= 1,
+                    "a non-empty increasing list of distinct ints >= 1")
+        if any(t % bs for t in ts):
+            raise ConfigError(f"perturbation_sizes must be multiples of perturb.batch_size ({bs}): the stream is read "
+                              f"after whole steps; got {list(ts)}.")
+        if self.perturb.decay != "constant" or self.perturb.warmup_steps:
+            raise ConfigError(f"perturb.decay must be 'constant' with perturb.warmup_steps = 0 (the stream is one "
+                              f"pass read at several sizes); got decay={self.perturb.decay!r}, "
+                              f"warmup_steps={self.perturb.warmup_steps}.")
+        c = self.world.n_components
+        for name in ("aligned_component", "perturbed_component"):
+            v = getattr(self, name)
+            check_range(name, v, 0 <= v < c, f"an int in [0, {c - 1}] (world.n_components = {c})")
+        if self.aligned_component == self.perturbed_component:
+            raise ConfigError(f"perturbed_component must differ from aligned_component; got both "
+                              f"{self.aligned_component}.")
+
+    def align_steps(self, a: int) -> int:
+        if self.align.max_steps > 0:
+            return self.align.max_steps
+        return max(1, math.ceil(self.align_epochs * a / self.align.batch_size))
+
+
+def evaluate(model, world, heldout, config: Config) -> dict:
+    """γ per component (marker exact, rest and total on held-out), γ_a, γ_p, score and margin."""
+    from ..metrics import behaviour_score, compression_rate, marker_logprobs, sequence_scores
+
+    lp = marker_logprobs(model, world)
+    rest = [compression_rate(sequence_scores(model, h, batch_size=config.eval.batch_size))["rest_nats_per_sequence"]
+            for h in heldout]
+    a = config.aligned_component
+    score, margin = behaviour_score(lp, a, config.perturbed_component)
+    marker = -lp
+    out = {"marker_logprobs": lp.tolist(), "rest_nats": rest, "score": score, "margin": margin,
+           "gamma_a_marker": float(marker[a]), "gamma_a_rest": float(rest[a]),
+           "gamma_p_marker": float(marker.mean()), "gamma_p_rest": float(np.mean(rest))}
+    out["gamma_a_total"] = out["gamma_a_marker"] + out["gamma_a_rest"]
+    out["gamma_p_total"] = out["gamma_p_marker"] + out["gamma_p_rest"]
+    return out
+
+
+def _one_alignment(config, world, pretrained, data, a: int, seeds, progress: bool) -> dict:
+    import torch
+
+    from ..data import batch_stream, iterate_batches
+    from ..train import train
+
+    model = copy.deepcopy(pretrained)
+    torch.manual_seed(seeds[0])
+    align_cfg = dataclasses.replace(config.align, max_steps=config.align_steps(a))
+    d_a = data["align"].take(a)
+    log = train(model, batch_stream(d_a, config.align.batch_size, seed=seeds[1]), align_cfg, progress=progress,
+                desc=f"align a={a}")
+    curve = [{"t": 0, **evaluate(model, world, data["heldout"], config)}]
+    opt = log.optimizer if config.keep_optimizer else None
+    stream = iterate_batches(data["perturb"], config.perturb.batch_size)
+    done = 0
+    for t in config.perturbation_sizes:
+        steps = (t - done) // config.perturb.batch_size
+        seg_cfg = dataclasses.replace(config.perturb, max_steps=steps)
+        seg = train(model, stream, seg_cfg, optimizer=opt, progress=False)
+        opt, done = seg.optimizer, t
+        curve.append({"t": t, **evaluate(model, world, data["heldout"], config)})
+    return {"a": a, "align_steps": align_cfg.max_steps, "align_final_loss_nats": log.final_loss_nats,
+            "curve": curve}
+
+
+def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
+    from ..data import batch_stream, build_world
+    from ..models import build_model
+    from ..train import train
+    from ._common import setup_torch
+
+    t0, started = time.perf_counter(), utc_now()
+    out_dir = Path(out_dir)
+    setup_torch(config.pretrain.threads)
+    world = build_world(config.world)
+    store = PartStore(out_dir, config)
+    d_p_size = config.n_per_component * world.n_components
+    results: dict[int, dict[int, dict]] = {}
+    for j, seed in enumerate(seed_list(config.seed, config.n_seeds)):
+        ss = np.random.SeedSequence(seed).spawn(6)
+        results[j] = {}
+        pretrained = base_eval = data = None
+        for a in config.alignment_sizes:
+            key = f"seed{j}_a{a}"
+            r = store.get(key)
+            if r is None:
+                if pretrained is None:
+                    c = world.n_components
+                    data = {"pretrain": world.sample_mixture([config.n_per_component] * c, seed=ss[0]),
+                            "align": world.sample(config.aligned_component, max(config.alignment_sizes), seed=ss[1]),
+                            "perturb": world.sample(config.perturbed_component, config.perturbation_sizes[-1],
+                                                    seed=ss[2]),
+                            "heldout": [world.sample(i, config.eval.n_heldout, seed=g)
+                                        for i, g in enumerate(ss[3].spawn(c))]}
+                    init_seed, batch_seed = (int(x) for x in ss[4].generate_state(2))
+                    if progress:
+                        print(f"sequential: seed {j + 1}/{config.n_seeds}: pre-training", flush=True)
+                    pretrained = build_model(config.model, world.vocab_size, max_positions=world.max_sequence_tokens,
+                                             seed=init_seed)
+                    train(pretrained, batch_stream(data["pretrain"], config.pretrain.batch_size, seed=batch_seed),
+                          config.pretrain, progress=progress, desc="pre-train")
+                    base_eval = evaluate(pretrained, world, data["heldout"], config)
+                if progress:
+                    print(f"sequential: seed {j + 1}/{config.n_seeds}: a = {a}", flush=True)
+                r = _one_alignment(config, world, pretrained, data, a, [int(x) for x in ss[5].generate_state(2)],
+                                   progress)
+                r["pretrained"] = base_eval
+                store.put(key, r)
+            results[j][a] = r
+        del pretrained
+
+    rows, hooke = _tables(config, results, d_p_size)
+    write_csv(out_dir / "curves.csv", rows)
+    claims = _claims(config, results, hooke, d_p_size)
+    figures = _plot(out_dir, config, results, hooke, d_p_size)
+    extra = {"results": {"size_ratio_k": {str(a): d_p_size / a for a in config.alignment_sizes},
+                         "hooke": hooke}}
+    return write_summary(out_dir, config=config, claims=claims, figures=figures, tables={"curves": "curves.csv"},
+                         started_at=started, t0=t0, extra=extra)
+
+
+def _tables(config: Config, results, d_p_size: int) -> tuple[list[dict], dict]:
+    rows = []
+    hooke: dict[str, dict] = {}
+    for a in config.alignment_sizes:
+        per_t: dict[int, dict[str, list]] = {}
+        for j, by_a in results.items():
+            r = by_a[a]
+            base, aligned = r["pretrained"], r["curve"][0]
+            for stage, point in [("pretrained", base)] + [("aligned" if p["t"] == 0 else "perturbed", p)
+                                                            for p in r["curve"]]:
+                t = -1 if stage == "pretrained" else point["t"]
+                row = {"seed_index": j, "a": a, "stage": stage, "t": t}
+                row.update({k: point[k] for k in ("score", "margin", "gamma_a_marker", "gamma_a_rest",
+                                                  "gamma_a_total", "gamma_p_marker", "gamma_p_rest",
+                                                  "gamma_p_total")})
+                if stage == "perturbed":
+                    for term in ("marker", "total"):
+                        da = point[f"gamma_a_{term}"] - aligned[f"gamma_a_{term}"]
+                        dp = point[f"gamma_p_{term}"] - aligned[f"gamma_p_{term}"]
+                        ratio = (a * da) / (d_p_size * dp) if dp != 0 else float("nan")
+                        row.update({f"delta_gamma_a_{term}": da, f"delta_gamma_p_{term}": dp,
+                                    f"hooke_ratio_{term}": ratio, f"hooke_sum_{term}": a * da + d_p_size * dp})
+                        per_t.setdefault(t, {}).setdefault(f"ratio_{term}", []).append(ratio)
+                        per_t[t].setdefault(f"delta_a_{term}", []).append(da)
+                        per_t[t].setdefault(f"delta_p_{term}", []).append(dp)
+                rows.append(row)
+        hooke[str(a)] = {}
+        for t, vals in sorted(per_t.items()):
+            entry = {}
+            for name, v in vals.items():
+                m, ci = mean_ci(v)
+                entry[name] = {"mean": m, "ci": ci, "per_seed": v}
+            hooke[str(a)][str(t)] = entry
+    return rows, hooke
+
+
+def _claims(config: Config, results, hooke, d_p_size: int) -> list[Claim]:
+    claims = []
+    n = len(results)
+    t_first, t_last = config.perturbation_sizes[0], config.perturbation_sizes[-1]
+    common = {"n_seeds": n, "ci": "95% Student t over seeds", "unit": "nats per sequence"}
+    for a in config.alignment_sizes:
+        k = d_p_size / a
+        h = hooke[str(a)][str(t_first)]
+        for term in ("marker", "total"):
+            m, ci = h[f"ratio_{term}"]["mean"], h[f"ratio_{term}"]["ci"]
+            claims.append(Claim(
+                id=f"sequential.hooke_{term}.a{a}",
+                statement=f"Hooke invariant after the first {t_first} perturbation samples ({term} term): "
+                          f"(a·Δγ_a)/(|D_p|·Δγ_p) = −1, i.e. Δγ_a/Δγ_p = −k (holds if the CI lies in [−2, −0.5])",
+                predicted=-1.0, measured=m, ci=ci, verdict=band_verdict(ci, -2.0, -0.5),
+                source="paper §4.3 Eq. (3); Thm 4.2",
+                details={**common, "a": a, "k": k, "t": t_first,
+                         "delta_gamma_a": h[f"delta_a_{term}"]["mean"], "delta_gamma_p": h[f"delta_p_{term}"]["mean"],
+                         "per_seed": h[f"ratio_{term}"]["per_seed"],
+                         "curve_by_t": {t: v[f"ratio_{term}"]["mean"] for t, v in hooke[str(a)].items()}}))
+        aligned_scores = [results[j][a]["curve"][0]["score"] for j in results]
+        claims.append(Claim(
+            id=f"sequential.alignment_raises_score.a{a}",
+            statement="After alignment the behaviour score p(M_a)/(p(M_a)+p(M_t)) exceeds 0.9 (every seed)",
+            predicted=">0.9", measured=min(aligned_scores),
+            verdict="holds" if min(aligned_scores) > 0.9 else "fails", source="PROTOTYPE.md §6",
+            details={**common, "a": a, "per_seed": aligned_scores,
+                     "pretrained": [results[j][a]["pretrained"]["score"] for j in results]}))
+        dgp = [results[j][a]["curve"][0]["gamma_p_total"] - results[j][a]["pretrained"]["gamma_p_total"]
+               for j in results]
+        m, ci = mean_ci(dgp)
+        claims.append(Claim(
+            id=f"sequential.alignment_raises_gamma_p.a{a}",
+            statement="Alignment makes the pre-training data compress worse: γ_p(aligned) − γ_p(pre-trained) > 0",
+            predicted=">0", measured=m, ci=ci,
+            verdict="holds" if min(dgp) > 0 else ("fails" if max(dgp) <= 0 else "inconclusive"),
+            source="PROTOTYPE.md §4", details={**common, "a": a, "per_seed": dgp}))
+        dfirst = [results[j][a]["curve"][1]["gamma_p_total"] - results[j][a]["curve"][0]["gamma_p_total"]
+                  for j in results]
+        m, ci = mean_ci(dfirst)
+        claims.append(Claim(
+            id=f"sequential.perturbation_restores_gamma_p.a{a}",
+            statement=f"The first {t_first} perturbation samples move the model back toward pre-training: "
+                      f"γ_p falls (Δγ_p < 0)",
+            predicted="<0", measured=m, ci=ci,
+            verdict="holds" if max(dfirst) < 0 else ("fails" if min(dfirst) >= 0 else "inconclusive"),
+            source="paper §4.2 (elasticity); PROTOTYPE.md §6", details={**common, "a": a, "per_seed": dfirst}))
+        final = [results[j][a]["curve"][-1]["score"] for j in results]
+        claims.append(Claim(
+            id=f"sequential.perturbation_flips_behaviour.a{a}",
+            statement=f"After {t_last} perturbation samples the behaviour score is below 0.05 (every seed)",
+            predicted="<0.05", measured=max(final), verdict="holds" if max(final) < 0.05 else "fails",
+            source="PROTOTYPE.md §6 (t = 512)", details={**common, "a": a, "t": t_last, "per_seed": final}))
+    return claims
+
+
+def _plot(out_dir: Path, config: Config, results, hooke, d_p_size: int) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    ts = [0, *config.perturbation_sizes]
+    for ci_, a in enumerate(config.alignment_sizes):
+        col = colors[ci_ % len(colors)]
+        for j in results:
+            curve = results[j][a]["curve"]
+            lab = f"a = {a}" if j == 0 else None
+            axes[0, 0].plot(ts, [p["score"] for p in curve], "o-", color=col, alpha=0.6, ms=3, label=lab)
+            axes[0, 1].plot(ts, [p["margin"] for p in curve], "o-", color=col, alpha=0.6, ms=3, label=lab)
+            g0 = curve[0]
+            axes[1, 0].plot(ts, [p["gamma_a_total"] - g0["gamma_a_total"] for p in curve], "o-", color=col,
+                            alpha=0.6, ms=3, label=f"Δγ_a, a = {a}" if j == 0 else None)
+            axes[1, 0].plot(ts, [p["gamma_p_total"] - g0["gamma_p_total"] for p in curve], "s--", color=col,
+                            alpha=0.6, ms=3, label=f"Δγ_p, a = {a}" if j == 0 else None)
+    axes[0, 0].set(xscale="symlog", xlabel="perturbation samples t", ylabel="score p(M_a)/(p(M_a)+p(M_t))",
+                   title="behaviour")
+    axes[0, 1].set(xscale="symlog", xlabel="perturbation samples t", ylabel="margin log p(M_a)/p(M_t)",
+                   title="logit margin")
+    axes[1, 0].set(xscale="symlog", xlabel="perturbation samples t", ylabel="change from aligned (nats/seq)",
+                   title="compression rates (total)")
+    ax = axes[1, 1]
+    for ci_, a in enumerate(config.alignment_sizes):
+        col = colors[ci_ % len(colors)]
+        tt = [int(t) for t in hooke[str(a)]]
+        for term, style in (("marker", "o-"), ("total", "s--")):
+            means = [hooke[str(a)][str(t)][f"ratio_{term}"]["mean"] for t in tt]
+            ax.plot(tt, means, style, color=col, label=f"{term}, a = {a}")
+    ax.axhline(-1, color="k", ls=":", label="theory −1")
+    ax.set(xscale="log", yscale="symlog", xlabel="perturbation samples t",
+           ylabel="(a·Δγ_a) / (|D_p|·Δγ_p)", title="Hooke invariant (signed ratio, mean over seeds)")
+    for axx in axes.flat:
+        axx.legend(fontsize=7)
+    fig.suptitle(f"Sequential: pre-train |D_p| = {d_p_size}, align a, perturb t ({len(results)} seeds)")
+    fig.tight_layout()
+    fig.savefig(out_dir / "fig_sequential.png", dpi=120)
+    plt.close(fig)
+    return ["fig_sequential.png"]
