@@ -146,17 +146,16 @@ def plot_regimes(rows, cfg, out: Path) -> str:
     ax = axes[2]
     dr = _rows(rows, "depth")
     lmin = min(r["l"] for r in dr) if dr else 0
-    pts = sorted((r["depth"], r["ratio"]) for r in dr if r["l"] == lmin)
-    ax.plot([p[0] for p in pts], [np.nan if p[1] is None else p[1] for p in pts], "o-")
-    for d, v in pts:
-        if v is None:
-            ax.annotate("undefined (0/0)", (d, 0), fontsize=7, rotation=90, va="bottom")
-    ax.axhline(-k, color="k", ls="--", lw=1, label="-k")
+    pts = sorted((r["depth"], r["dgamma_a"] / r["dgamma_a_formula"], r["dgamma_p"] / r["dgamma_p_formula"])
+                 for r in dr if r["l"] == lmin)
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label="Δγ_a / law")
+    ax.plot([p[0] for p in pts], [p[2] for p in pts], "s--", mfc="none", label="Δγ_p / law")
+    ax.axhline(1, color="k", ls="--", lw=1)
+    ax.axhline(0, color="grey", lw=0.6)
     ax.axvline(cfg.world.marker_length + 0.5, color="grey", ls=":", lw=1, label="marker length + ½")
-    ax.set_yscale("symlog", linthresh=1)
     ax.set_xlabel("model depth d (capacity)")
-    ax.set_ylabel(f"slope ratio at l = {lmin:g}")
-    ax.set_title("too small a capacity")
+    ax.set_ylabel(f"measured change / disjoint-support law (l = {lmin:g})")
+    ax.set_title("too small a capacity: signs reverse (d = 2) or vanish (d = 1)")
     ax.legend(fontsize=7)
     return _save(fig, out, "fig_regimes.png")
 

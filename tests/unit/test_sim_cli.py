@@ -1,0 +1,127 @@
+"""run_simulation and `elasticity simulate`: every claim at a small size, resumability, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from empirical.cli import main as cli_main
+from tokentree.simulate import load_sim_config, run_simulation
+
+# every claim of the default sweep, at a size that runs in about a second
+TINY = [
+    "world.component_depth=4",
+    "exact.perturbation_ratios=[1e-4, 1e-3, 0.01, 0.1, 0.7]",
+    "exact.rho3_values=[0.0, 0.001, 0.1]",
+    "exact.capacity_depths=[1, 2, 3, 6]",
+    "exact.alpha_values=[1.5, 4.0]",
+    "finite.component_depth=4",
+    "finite.size_ratios=[10.0, 100.0]",
+    "finite.alignment_over_leaves=[0.1, 1.0, 20.0, 50.0]",
+    "finite.n_seeds=4",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim")
+    cfg = load_sim_config(None, TINY + ["figures=false"])
+    return cfg, out, run_simulation(cfg, out, progress=False)
+
+
+def _claims(summary):
+    return {c["id"]: c for c in summary["claims"]}
+
+
+def test_summary_has_the_shared_shape(tiny_run):
+    cfg, out, summary = tiny_run
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk == summary
+    assert summary["schema"] == "elasticity.summary/1" and summary["kind"] == "simulate"
+    assert summary["config"]["world"]["component_depth"] == 4
+    assert {"python", "numpy", "numba", "git_commit"} <= set(summary["env"])
+    for c in summary["claims"]:
+        assert set(c) == {"id", "statement", "predicted", "measured", "ci", "verdict", "source", "details"}
+        assert c["verdict"] in ("holds", "fails", "inconclusive")
+    with open(out / summary["tables"]["sweep"]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["experiment"] for r in rows} >= {"main", "rho3", "depth", "alpha", "sign", "core", "finite",
+                                               "finite_control"}
+
+
+@pytest.mark.parametrize("claim_id", [
+    "sim.exact.signs", "sim.exact.ratio_k10", "sim.exact.ratio_k100", "sim.exact.ratio_k1000",
+    "sim.exact.ratio_k10000", "sim.exact.secants_match_closed_form", "sim.exact.ratio_vs_k_slope",
+    "sim.exact.hooke_invariant", "sim.exact.inverse_proportionality", "sim.exact.negative_control",
+    "sim.regime.perturbation_share", "sim.regime.sign_condition", "sim.regime.capacity",
+    "sim.exact.alpha_invariance", "sim.core_agreement", "sim.finite.corrected_ratio_k10",
+    "sim.finite.corrected_ratio_k100", "sim.finite.sign_flip", "sim.finite.visibility",
+    "sim.finite.negative_control", "sim.runtime",
+])
+def test_each_claim_holds_at_a_small_size(tiny_run, claim_id):
+    c = _claims(tiny_run[2])[claim_id]
+    assert c["verdict"] == "holds", json.dumps(c, indent=1)[:2000]
+
+
+def test_claim_values_are_the_paper_numbers(tiny_run):
+    claims = _claims(tiny_run[2])
+    for k in (10, 100, 1000, 10000):
+        c = claims[f"sim.exact.ratio_k{k}"]
+        assert c["predicted"] == -k and abs(c["measured"] / -k - 1) < 0.05
+    assert abs(claims["sim.exact.ratio_vs_k_slope"]["measured"] - 1) < 0.05
+    assert claims["sim.exact.hooke_invariant"]["measured"]["first_order_share"] <= 0.01
+    assert claims["sim.exact.negative_control"]["measured"] == pytest.approx(1.0, abs=1e-6)
+    fin = claims["sim.finite.corrected_ratio_k100"]
+    assert fin["ci"][0] <= fin["measured"] <= fin["ci"][1]
+    assert abs(fin["measured"] / fin["predicted"] - 1) <= 0.05
+    vis = claims["sim.finite.visibility"]["measured"]["100"]
+    assert vis["elasticity_visible_from_a_over_M"] <= vis["corrected_within_tol_from_a_over_M"] <= 20
+
+
+def test_claims_can_fail(tmp_path):
+    """A tolerance tighter than the secant's own deviation from -k must fail the ratio claims."""
+    cfg = load_sim_config(None, TINY + ["figures=false", "finite.enabled=false", "ratio_tolerance=1e-6"])
+    claims = _claims(run_simulation(cfg, tmp_path, progress=False))
+    assert claims["sim.exact.ratio_k10"]["verdict"] == "fails"
+    assert claims["sim.exact.signs"]["verdict"] == "holds"
+    assert not any(c.startswith("sim.finite") for c in claims)
+
+
+def test_rerun_resumes_finished_units_and_a_new_config_recomputes(tiny_run):
+    cfg, out, first = tiny_run
+    again = run_simulation(cfg, out, progress=False)
+    rt = _claims(again)["sim.runtime"]["details"]
+    assert rt["n_resumed"] == rt["n_units"]
+    strip = lambda s: [{k: v for k, v in c.items() if k != "details" or c["id"] != "sim.runtime"}  # noqa: E731
+                       for c in s["claims"] if c["id"] != "sim.runtime"]
+    assert strip(again) == strip(first)
+    other = load_sim_config(None, TINY + ["figures=false", "seed=1"])
+    third = run_simulation(other, out, progress=False)
+    assert _claims(third)["sim.runtime"]["details"]["n_resumed"] == 0
+
+
+def test_cli_writes_summary_csv_and_figures(tmp_path, capsys):
+    args = ["simulate", "--no-progress", "--out", str(tmp_path)]
+    for o in TINY + ["finite.n_seeds=3"]:
+        args += ["--set", o]
+    assert cli_main(args) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert len(summary["figures"]) == 5
+    for name in summary["figures"]:
+        assert (tmp_path / name).stat().st_size > 10_000
+    assert (tmp_path / "sweep.csv").is_file() and any((tmp_path / "parts").iterdir())
+    assert "claims, 0 failed" in capsys.readouterr().out
+
+
+def test_cli_rejects_a_bad_override_naming_the_key(tmp_path, capsys):
+    rc = cli_main(["simulate", "--out", str(tmp_path), "--set", "exact.size_ratios=[0]"])
+    assert rc == 2
+    assert "exact.size_ratios must be a list of k values > 0; got 0" in capsys.readouterr().err
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_cli_print_config_resolves_the_quick_profile(capsys):
+    assert cli_main(["simulate", "--config", "quick", "--out", "unused", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "quick"
