@@ -14,10 +14,10 @@ Assumptions: M ≥ 1 an integer; p_j > 0 with Σ_j p_j = 1 (zero-mass leaves con
 are left out of the support).
 Conventions: natural log (nats); the identity holds in any base (replace log by log_b throughout).
 How: the identity is proved for symbolic M with finite sums (linearity, expand_log). The
-tangent-line lemma q·log q ≥ q − 1 (equality iff q = 1) is proved through integral representations.
-The last step, "a mean of non-negative terms is non-negative, and zero iff every term is zero", is an
-elementary fact the kit cannot state for symbolic M; it is cited, and its general case is the property
-test tests/property/test_proofs_normalized_rate.py (tokentree's entropies on random distributions).
+tangent-line lemma φ(q) = q·log q − q + 1 ≥ 0 is put in the form (q − 1)²·∫_0^∞ dσ/((1+σ)²(1+qσ))
+(Taylor's formula with integral remainder, checked by the fundamental theorem of calculus), whose sign
+follows from the assumptions for every q > 0; E[Q log Q] is then a mean of such terms. The general case
+is also exercised by tests/property/test_proofs_normalized_rate.py on tokentree's entropies.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ STATEMENT = "E[Q] = 1 and H(P) − log M = −E[Q log Q] ≤ 0 (Q = M·P(J), J u
 M = sp.Symbol("M", integer=True, positive=True)
 j = sp.Symbol("j", integer=True, positive=True)
 p = sp.IndexedBase("p", positive=True)
-x, y, s = sp.symbols("x y s", positive=True)
+q, sig = sp.symbols("q sigma", positive=True)
 
 
 def build() -> Derivation:
@@ -55,31 +55,40 @@ def build() -> Derivation:
     d.then("split the sum", sp.log(M) * total + sp.Sum(p[j] * sp.log(p[j]), (j, 1, M)), by="linearity")
     d.then("masses sum to 1", sp.log(M) - H, by="subs", using=["Σ p_j = 1"])
     d.conclude(sp.log(M) - H, name="E[Q log Q] = log M − H(P)", fact="E[Q log Q]")
-    # tangent-line lemma φ(q) = q log q − q + 1 ≥ 0, via q = e^{±y}
-    phi = lambda q: q * sp.log(q) - q + 1  # noqa: E731 - a formula, named as in the text
-    d.start("φ(e^y), y > 0", phi(sp.exp(y)))
-    d.then("write as ∫_0^y s·e^s ds", sp.Integral(s * sp.exp(s), (s, 0, y)), by="ftc",
-           antiderivative=(s - 1) * sp.exp(s), why="(s − 1)e^s has derivative s·e^s")
-    d.conclude(sp.Integral(s * sp.exp(s), (s, 0, y)), name="φ(q) for q > 1")
-    d.sign("φ(q) > 0 for q = e^y > 1", sp.Integral(s * sp.exp(s), (s, 0, y)), "positive",
-           why="positive integrand on (0, y)")
-    d.start("φ(e^−y), y > 0", phi(sp.exp(-y)))
-    d.then("write as ∫_0^y s·e^−s ds", sp.Integral(s * sp.exp(-s), (s, 0, y)), by="ftc",
-           antiderivative=-(s + 1) * sp.exp(-s), why="−(s + 1)e^−s has derivative s·e^−s")
-    d.conclude(sp.Integral(s * sp.exp(-s), (s, 0, y)), name="φ(q) for q < 1")
-    d.sign("φ(q) > 0 for q = e^−y < 1", sp.Integral(s * sp.exp(-s), (s, 0, y)), "positive",
-           why="positive integrand on (0, y)")
-    d.fact("φ(1) = 0", phi(sp.Integer(1)), 0, by="expand", why="the only zero: q = 1")
-    # E[Q log Q] = E[φ(Q)] because E[Q] = 1
+    # tangent-line lemma, in a form whose sign sympy can read off for every q > 0:
+    # φ(q) = q log q − q + 1 = (q − 1)²·I(q),  I(q) = ∫_0^∞ dσ / ((1 + σ)²(1 + qσ)) > 0
+    # (Taylor's formula with integral remainder, φ(1) = φ'(1) = 0, φ'' = 1/t, and t = 1 + (q − 1)σ/(1 + σ)).
+    phi = lambda q_: q_ * sp.log(q_) - q_ + 1  # noqa: E731 - a formula, named as in the text
+    I = lambda q_: sp.Integral(1 / ((1 + sig)**2 * (1 + q_ * sig)), (sig, 0, sp.oo))  # noqa: E731
+    F = (q / (q - 1)**2) * (sp.log(1 + q * sig) - sp.log(1 + sig)) + 1 / ((q - 1) * (1 + sig))
+    d.start("φ(q) = q log q − q + 1, q > 0, q ≠ 1", phi(q))
+    d.then("Taylor remainder: (q − 1)²·∫_0^∞ dσ/((1+σ)²(1+qσ))", (q - 1)**2 * I(q), by="ftc", antiderivative=F,
+           why="partial fractions; the antiderivative has a 1/(q − 1), hence q ≠ 1 here")
+    d.conclude((q - 1)**2 * I(q), fact="φ = (q−1)²·I")
+    d.fact("q = 1: both sides are 0", phi(sp.Integer(1)), 0 * I(sp.Integer(1)), by="expand",
+           why="so φ(q) = (q − 1)²·I(q) for every q > 0")
+    d.sign("I(q) > 0 for every q > 0", I(q), "positive", why="positive integrand on (0, ∞)")
+    d.sign("φ(q) ≥ 0 for every q > 0 (tangent line: q log q ≥ q − 1)", (q - 1)**2 * I(q), "nonnegative",
+           why="a square times a positive integral")
+    # E[Q log Q] = E[φ(Q)] ≥ 0 because E[Q] = 1
+    mean_phi = sp.Sum((M * p[j] - 1)**2 * I(M * p[j]), (j, 1, M)) / M
     d.start("E[Q log Q]", sp.Sum(p[j] * sp.log(M * p[j]), (j, 1, M)))
     d.then("add E[1 − Q] = 1 − Σ p_j = 0", sp.Sum(p[j] * sp.log(M * p[j]), (j, 1, M)) - total + 1,
            by="subs", using=["Σ p_j = 1"])
     d.then("as a mean of φ(Q_j)", sp.Sum(phi(M * p[j]), (j, 1, M)) / M, by="linearity")
-    d.conclude(sp.Sum(phi(M * p[j]), (j, 1, M)) / M, name="E[Q log Q] = E[φ(Q)]")
-    d.cite("mean of non-negative terms", "(1/M)·Σ_j φ(Q_j) ≥ 0, with equality iff φ(Q_j) = 0 for every j, "
-           "i.e. Q_j = 1, i.e. p_j = 1/M (uniform)",
-           source="monotonicity of finite sums (elementary)",
-           covered_by="tests/property/test_proofs_normalized_rate.py")
+    d.then("φ(Q_j) = (Q_j − 1)²·I(Q_j)", mean_phi, by="subs", using=["φ = (q−1)²·I"],
+           why="the lemma at q = Q_j = M p_j > 0", at={q: M * p[j]})
+    d.conclude(mean_phi, name="E[Q log Q] = E[(Q − 1)²·I(Q)]")
+    d.sign("E[Q log Q] ≥ 0, so H(P) − log M ≤ 0", mean_phi, "nonnegative",
+           why="a mean of non-negative terms")
+    # equality iff uniform: a non-uniform P has some Q_j ≠ 1; relabel it j = 1 (Q_1 > 1 or Q_1 < 1)
+    eps = sp.Symbol("epsilon", positive=True)
+    rest = sp.Sum((M * p[j] - 1)**2 * I(M * p[j]), (j, 2, M))
+    for label, q1 in (("Q_1 = 1 + ε > 1", 1 + eps), ("Q_1 = 1/(1 + ε) < 1", 1 / (1 + eps))):
+        d.sign(f"P not uniform, {label}: E[Q log Q] > 0", ((q1 - 1)**2 * I(q1) + rest) / M, "positive",
+               why="the j = 1 term is positive, the others (j = 2..M) non-negative")
+    d.fact("P uniform (every Q_j = 1): E[Q log Q] = 0", sp.Sum((M * (1 / M) - 1)**2 * I(sp.Integer(1)), (j, 1, M)) / M,
+           0, by="linearity", why="every term has the factor (1 − 1)² = 0")
     return d
 
 

@@ -25,6 +25,10 @@ Statuses (:data:`STATUSES`):
   The result's ``reason`` says which and where the general case is tested.
 * ``FAILED``: a step failed (or the numeric companion disagreed with the statement).
 
+Identities are checked as identities of expressions in the declared symbols, i.e. away from the zeros
+of denominators (``cancel`` works generically). Where an exceptional point matters, the derivation
+treats it as a separate step (e.g. q = 1 in the tangent-line lemma of Definition 4.1).
+
 ``simplify`` is available only as ``by="simplify"`` and is reported as a heuristic.
 """
 
@@ -177,10 +181,13 @@ def _subs(b, a, step, ctx):
     if not step.using:
         raise ValueError("by='subs' needs using=[names of earlier facts]")
     mapping = []
+    at = step.options.get("at") or {}
     for name in step.using:
         if name not in ctx:
             raise ValueError(f"using names an unknown fact {name!r}; known: {', '.join(ctx) or 'none'}")
         lhs, rhs = ctx[name]
+        if at:  # instantiate a fact proved for a free variable (e.g. ∀q > 0) at the given point
+            lhs, rhs = lhs.subs(at), rhs.subs(at)
         mapping.append((lhs, rhs))
     bb, aa = b, a
     for lhs, rhs in mapping:  # structural replacement (xreplace), also inside sums over a bound index
@@ -216,22 +223,26 @@ def _integrate(b, a, step, ctx):
 
 
 def _ftc(b, a, step, ctx):
-    """Fundamental theorem of calculus with a stated antiderivative F: ∫_lo^hi g = lim_hi F − F(lo)."""
+    """Fundamental theorem of calculus with a stated antiderivative F: the one definite integral
+    ∫_lo^hi g dx in either side is replaced by lim_hi F − lim_lo F after checking dF/dx = g."""
     F = step.options.get("antiderivative")
-    if not isinstance(b, sp.Integral) and isinstance(a, sp.Integral):
-        b, a = a, b  # the chain may also turn a closed form into its integral representation
-    if F is None or not isinstance(b, sp.Integral) or len(b.limits) != 1 or len(b.limits[0]) != 3:
-        raise ValueError("by='ftc' needs before = Integral(g, (x, lo, hi)) and antiderivative=F")
-    x, lo, hi = b.limits[0]
-    r1 = sp.expand(sp.diff(F, x) - b.function)
+    integrals = list((b.atoms(sp.Integral) | a.atoms(sp.Integral)) if F is not None else [])
+    if F is None or len(integrals) != 1 or len(integrals[0].limits) != 1 or len(integrals[0].limits[0]) != 3:
+        raise ValueError("by='ftc' needs exactly one definite integral ∫_lo^hi g dx in the step and antiderivative=F")
+    integral = integrals[0]
+    x, lo, hi = integral.limits[0]
+    r1 = sp.expand(sp.diff(F, x) - integral.function)
     if r1 != 0:
         r1 = sp.cancel(r1)
     if r1 != 0:
         return sp.Function("dF_minus_g")(r1)  # the antiderivative is wrong: report the residual
     upper = sp.limit(F, x, hi, "-") if hi.is_infinite else F.subs(x, hi)
     lower = sp.limit(F, x, lo, "+") if lo.is_infinite else F.subs(x, lo)
-    r = sp.expand(upper - lower - a)
-    return r if r == 0 else sp.cancel(r)
+    value = upper - lower
+    r = sp.expand(b.xreplace({integral: value}) - a.xreplace({integral: value}))
+    if r != 0:
+        r = sp.cancel(sp.expand(sp.expand_log(r, force=False)))
+    return r
 
 
 def _series(b, a, step, ctx):
@@ -274,7 +285,8 @@ RULES: dict[str, Rule] = {r.name: r for r in [
     Rule("expand_log", "expand_log (force=False: only what the declared assumptions allow), then expand", _expand_log),
     Rule("logcombine", "logcombine (force=False: only what the declared assumptions allow), log arguments cancelled, then expand", _logcombine),
     Rule("linearity", "linearity of finite sums: split Σ(f+g), move Σ-independent factors across Σ, Σ_{1..M} c = M·c", _linearity),
-    Rule("subs", "substitute the named earlier results in both sides (structurally), then cancel", _subs),
+    Rule("subs", "substitute the named earlier results in both sides (structurally; at={x: value} instantiates a "
+         "result proved for a free variable), then cancel", _subs),
     Rule("diff", "evaluate the derivatives (d/dx), then cancel", _diff),
     Rule("limit", "evaluate the limits with sympy's limit (Gruntz), then cancel", _limit),
     Rule("integrate", "evaluate the definite integrals with sympy under the declared assumptions, then cancel", _integrate),
@@ -322,25 +334,81 @@ class StepResult:
 _SIGN_RELATIONS = {"positive": ">", "negative": "<", "nonnegative": "≥", "nonpositive": "≤", "zero": "="}
 
 
+_ORDER = {"positive": 2, "nonnegative": 1}
+
+
+def _sign_of(e) -> str | None:
+    """'positive', 'nonnegative', 'negative', 'nonpositive' or None, from the declared assumptions,
+    extended through three elementary monotonicity facts that sympy's assumptions do not apply:
+
+    * ∫_lo^hi g dx is positive if lo < hi and g > 0 on the whole domain that x's assumptions allow
+      (with [lo, hi] inside it) — monotonicity of the integral;
+    * a finite sum Σ_{j=lo}^{hi} g_j is non-negative if every summand is (empty sums are 0), and
+      positive if every summand is positive and the range is non-empty;
+    * a product is positive / non-negative if its factors are (signs multiply); a sum of non-negative
+      terms is non-negative, and positive if one term is positive.
+    """
+    if isinstance(e, sp.Integral):
+        if len(e.limits) != 1 or len(e.limits[0]) != 3:
+            return None
+        x, lo, hi = e.limits[0]
+        inner = _sign_of(e.function)
+        if inner != "positive":
+            return None
+        if x.is_nonnegative and not lo.is_nonnegative:
+            return None
+        if not (hi is sp.oo or (hi - lo).is_positive):
+            return None
+        return "positive"
+    if isinstance(e, sp.Sum):
+        inner = _sign_of(e.function)
+        if len(e.limits) != 1 or inner not in _ORDER:
+            return None
+        j, lo, hi = e.limits[0]
+        # the summand's sign was judged under the index's assumptions: the range must lie inside them
+        if (j.is_positive and not lo.is_positive) or (j.is_nonnegative and not lo.is_nonnegative):
+            return None
+        if inner == "positive" and (hi - lo + 1).is_positive:
+            return "positive"
+        return "nonnegative"
+    if isinstance(e, sp.Add):
+        signs = [_sign_of(t) for t in e.args]
+        if all(x in _ORDER for x in signs):
+            return "positive" if any(x == "positive" for x in signs) else "nonnegative"
+        return None
+    if isinstance(e, sp.Mul):
+        signs = [_sign_of(f) for f in e.args]
+        if all(x in _ORDER for x in signs):
+            return "positive" if all(x == "positive" for x in signs) else "nonnegative"
+        if sum(x in ("negative", "nonpositive") for x in signs) == 1 and all(x is not None for x in signs):
+            return "negative" if all(x in ("positive", "negative") for x in signs) else "nonpositive"
+        return None
+    for name in ("positive", "negative"):
+        if getattr(e, f"is_{name}") is True:
+            return name
+    for name in ("nonnegative", "nonpositive"):
+        if getattr(e, f"is_{name}") is True:
+            return name
+    return None
+
+
 def _integral_positive(expr) -> bool | None:
-    """Monotonicity of the integral: ∫_lo^hi g dx > 0 if lo < hi and g > 0 on the whole domain that the
-    integration variable's assumptions allow, provided [lo, hi] lies inside that domain."""
-    if not isinstance(expr, sp.Integral) or len(expr.limits) != 1 or len(expr.limits[0]) != 3:
-        return None
-    x, lo, hi = expr.limits[0]
-    if not expr.function.is_positive:
-        return None
-    if x.is_positive and not (lo.is_nonnegative or lo == 0):
-        return None
-    if not (hi is sp.oo or (hi - lo).is_positive):
-        return None
-    return True
+    if isinstance(expr, (sp.Integral, sp.Sum, sp.Mul, sp.Add)):
+        return _sign_of(expr) == "positive"
+    return None
 
 
 def _sign_ok(expr, relation: str) -> bool | None:
     attr = f"is_{relation}"
-    if relation in ("positive", "nonnegative") and _integral_positive(expr):
-        return True
+    if isinstance(expr, (sp.Integral, sp.Sum, sp.Mul, sp.Add)) and (expr.atoms(sp.Integral) or expr.atoms(sp.Sum)):
+        found = _sign_of(expr)
+        implied = {"positive": {"positive"}, "nonnegative": {"positive", "nonnegative"},
+                   "negative": {"negative"}, "nonpositive": {"negative", "nonpositive"}, "zero": set()}
+        if found in implied[relation]:
+            return True
+        # sympy's own Sum assumptions judge the summand under the index's assumptions and ignore the
+        # range (Σ_{j=0}^{M} (j − 1/2) with j positive is "positive", yet 0 for M = 1): not trusted.
+        return None
     val = getattr(expr, attr)
     if val is not None:
         return val

@@ -49,8 +49,7 @@ def test_summary_json_has_one_claim_per_statement(report):
         assert c["details"]["steps"] and all(s["ok"] for s in c["details"]["steps"])
         assert {"name", "rule", "kind"} <= set(c["details"]["steps"][1])
     spot = {c["id"]: c["details"]["why"] for c in claims if c["measured"] == "SPOT-CHECKED"}
-    assert set(spot) == {"proofs.thm_3_4_ideal_code_length", "proofs.def_4_1_normalized_rate",
-                         "proofs.finite_sample_correction"}
+    assert set(spot) == {"proofs.thm_3_4_ideal_code_length", "proofs.finite_sample_correction"}
 
 
 def test_markdown_renders_every_derivation_as_a_chain_with_rules(report):

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.proof
 EXPECTED = {
     "thm_3_4_ideal_code_length": ("SPOT-CHECKED", "Huffman"),
     "eq_joint_mixture": ("VERIFIED", "every step"),
-    "def_4_1_normalized_rate": ("SPOT-CHECKED", "tests/property/test_proofs_normalized_rate.py"),
+    "def_4_1_normalized_rate": ("VERIFIED", "every step"),
     "pareto_mass_distribution": ("VERIFIED", "every step"),
     "thm_4_2_elasticity": ("VERIFIED", "every step"),
     "eq_3_hooke_series": ("VERIFIED", "every step"),

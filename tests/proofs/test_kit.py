@@ -189,3 +189,34 @@ def test_check_close_reports_tolerance():
     ok = check_close("a", 1.0005, 1.0, rtol=1e-3)
     assert ok.ok and ok.tolerance == "rtol 0.001"
     assert not check_close("b", 1.1, 1.0, atol=0.01).ok
+
+
+def test_sign_through_sums_products_and_integrals():
+    M = sp.Symbol("M", integer=True, positive=True)
+    j = sp.Symbol("j", integer=True, positive=True)
+    p = sp.IndexedBase("p", positive=True)
+    t = sp.Symbol("t", positive=True)
+    term = (M * p[j] - 1)**2 * sp.Integral(1 / (1 + p[j] * t)**2, (t, 0, sp.oo))
+    d = Derivation("signs")
+    d.sign("sum of non-negative terms", sp.Sum(term, (j, 1, M)) / M, "nonnegative")
+    d.sign("sum of positive terms", sp.Sum(p[j], (j, 1, M)), "positive")
+    d.sign("positive + non-negative", x + sp.Sum(term, (j, 2, M)), "positive")
+    assert d.check().status == "VERIFIED"
+    # the summand's sign is known for j ≥ 1 only: a range starting at 0 is not decided (sympy's own
+    # Sum.is_positive says True here, although the sum is 0 for M = 1)
+    bad = Derivation("signs")
+    bad.sign("range outside the index's assumptions", sp.Sum(j - sp.Rational(1, 2), (j, 0, M)), "positive")
+    assert bad.check().status == "FAILED"
+    neg = Derivation("signs")
+    neg.sign("sum of non-negative terms is not positive", sp.Sum(term, (j, 1, M)), "positive")
+    assert neg.check().status == "FAILED"
+
+
+def test_subs_instantiates_a_fact_at_a_point():
+    q = sp.Symbol("q", positive=True)
+    d = Derivation("instantiate")
+    d.fact("square", (q + 1)**2, q**2 + 2 * q + 1, by="expand")
+    d.start("start", (x * y + 1)**2 + 1)
+    d.then("use the fact at q = x·y", x**2 * y**2 + 2 * x * y + 2, by="subs", using=["square"], at={q: x * y})
+    d.conclude(x**2 * y**2 + 2 * x * y + 2)
+    assert d.check().status == "VERIFIED"
