@@ -125,3 +125,11 @@ def test_cli_rejects_a_bad_override_naming_the_key(tmp_path, capsys):
 def test_cli_print_config_resolves_the_quick_profile(capsys):
     assert cli_main(["simulate", "--config", "quick", "--out", "unused", "--print-config"]) == 0
     assert json.loads(capsys.readouterr().out)["name"] == "quick"
+
+
+def test_held_out_evaluation_compares_with_the_infinite_sample_law(tmp_path):
+    cfg = load_sim_config(None, TINY + ["figures=false", "finite.evaluation=held_out", "finite.size_ratios=[10.0]"])
+    claims = _claims(run_simulation(cfg, tmp_path, progress=False))
+    c = claims["sim.finite.corrected_ratio_k10"]
+    assert c["predicted"] == -10.0 and "held-out" in c["statement"]
+    assert c["verdict"] in ("holds", "fails", "inconclusive") and c["ci"][0] <= c["measured"] <= c["ci"][1]

@@ -222,3 +222,11 @@ def test_shipped_profiles_load_and_default_equals_the_builtin_defaults():
     assert quick.name == "quick" and quick.seed == 3
     with pytest.raises(ConfigError, match=r"--config must be a TOML file or a shipped profile \(default, quick"):
         load_sim_config("nonexistent")
+
+
+def test_corrected_ratio_needs_perturbation_data_in_pretraining():
+    from tokentree.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=r"rho3 and a must be > 0 .*got rho3=0\.0"):
+        corrected_finite_ratio(10.0, 100, 0.0, 1000)
+    assert corrected_finite_ratio(10.0, 100, 0.5, 100) == math.inf  # the pole a = M/(2ρ3)
