@@ -72,7 +72,8 @@ def joint_tree(trees: Sequence[TokenTree], sizes: Any) -> TokenTree:
     v = trees[0].vocab_size
     for i, t in enumerate(trees):
         if t.vocab_size != v:
-            raise InvalidInputError(f"trees must share one vocab_size; trees[0] has {v}, trees[{i}] has {t.vocab_size}.")
+            raise InvalidInputError(f"trees must share one vocab_size; got {v} for trees[0] and "
+                                    f"{t.vocab_size} for trees[{i}].")
     s = check_sizes(sizes, len(trees))
     w = s / s.sum()
     used = [i for i in range(len(trees)) if w[i] > 0]
