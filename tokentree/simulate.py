@@ -319,7 +319,13 @@ def build_world(alphas, *, vocab_size: int = 2, component_depth: int = 8, marker
 
     cfg = WorldConfig(vocab_size=vocab_size, alphas=tuple(float(a) for a in alphas),
                       component_depth=component_depth, marker_length=marker_length)
-    seeds = np.random.SeedSequence(seed if isinstance(seed, (int, np.integer)) else None).spawn(cfg.n_components)
+    if isinstance(seed, np.random.SeedSequence):
+        root = seed
+    elif seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
+        root = np.random.SeedSequence(None if seed is None else int(seed))
+    else:
+        raise InvalidInputError(f"seed must be None, an int >= 0 or a numpy SeedSequence; got {seed!r}.")
+    seeds = root.spawn(cfg.n_components)
     comps, nodes, rows, masses = [], [], [], []
     for alpha, marker, ss in zip(cfg.alphas, _markers(cfg.n_components, vocab_size, marker_length), seeds):
         base = pareto_tree(component_depth, branching=vocab_size, alpha=alpha, seed=np.random.default_rng(ss))
@@ -414,7 +420,8 @@ def exact_ratio(k: float, rho3: float, l) -> np.ndarray:
 def exact_secant_ratio(n, a: float, l) -> np.ndarray:
     """Δγ_a(l)/Δγ_p(l) from the closed form: what a secant from l = 0 measures (≠ the derivative)."""
     da, dp_ = exact_deltas(n, a, l)
-    return da / dp_
+    with np.errstate(divide="ignore", invalid="ignore"):  # l = 0: 0/0
+        return da / dp_
 
 
 def hooke_sum(n, a: float, l) -> np.ndarray:
@@ -777,7 +784,7 @@ def compute_claims(rows: list[dict], cfg: SimConfig) -> list[Claim]:
         statement="In the exact (infinite-sample) limit the alignment rate worsens and the pre-training rate "
                   "improves as the perturbation grows: dγ_a/dl > 0 and dγ_p/dl < 0 (l below n3/(n1+n2)).",
         predicted="dγ_a/dl > 0 and dγ_p/dl < 0", measured={"min dγ_a/dl": min_sa, "max dγ_p/dl": max_sp},
-        verdict=_verdict(max_sp is not None and min_sa > 0 and max_sp < 0), source=_SRC,
+        verdict=_verdict(None if max_sp is None else (min_sa > 0 and max_sp < 0)), source=_SRC,
         details={"k": ks, "n_points": len(below), "units": "bits per block per unit l",
                  "method": "central differences from each grid point, computed without cancellation"}))
 
