@@ -63,7 +63,7 @@ def _errorbar(ax, x, band, **kw):
     return ax.errorbar(x, mean, yerr=[lo, hi], capsize=3, **kw)
 
 
-def plot_resistance(ours: Mapping, path: str | Path, *, unit: str = "bits/token") -> Path:
+def plot_resistance(ours: Mapping, path: str | Path, *, unit: str = "losses bits/token, ΔKL nats/token") -> Path:
     """Left: the paper's Table 1 gaps (forward − inverse loss) per pair, one dot per dataset × model.
     Right: our gaps per pair, raw and entropy-corrected, and the KL-change gap, with CIs."""
     pairs = list(ours["pairs"])
@@ -72,13 +72,17 @@ def plot_resistance(ours: Mapping, path: str | Path, *, unit: str = "bits/token"
     plt = _pyplot()
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4))
     rows = pv.resistance_gaps()
-    order = {"1-2": 0, "2-3": 1, "1-3": 2}
-    for i, r in enumerate(rows):
-        ax0.plot(order[r["pair"]] + (i % 9 - 4) * 0.03, r["gap"], "o", color=PAPER_COLOR, ms=4,
-                 label="paper: 9 dataset × model cells" if i == 0 else None)
+    order = {p: i for i, p in enumerate(pairs)}          # the same pair order in both panels
+    seen: dict[str, int] = {}
+    for r in rows:
+        if r["pair"] not in order:
+            continue
+        j = seen[r["pair"]] = seen.get(r["pair"], -1) + 1   # 9 dataset x model cells per pair
+        ax0.plot(order[r["pair"]] + (j - 4) * 0.03, r["gap"], "o", color=PAPER_COLOR, ms=4,
+                 label="paper: 9 dataset × model cells per pair" if r is rows[0] else None)
     ax0.axhline(0, color="k", lw=0.8)
-    ax0.set_xticks(range(3), [f"θ{p[0]}/θ{p[2]}" for p in order])
-    ax0.set_ylabel("forward − inverse training loss")
+    ax0.set_xticks(range(len(pairs)), [f"θ{p[0]}/θ{p[2]}" for p in pairs])
+    ax0.set_ylabel("forward − inverse training loss (paper's unit)")
     ax0.set_title("paper (reported), Table 1: 27/27 > 0")
     ax0.legend(fontsize=8)
     x = list(range(len(pairs)))
