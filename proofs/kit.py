@@ -193,7 +193,33 @@ def _subs(b, a, step, ctx):
     for lhs, rhs in mapping:  # structural replacement (xreplace), also inside sums over a bound index
         bb, aa = bb.xreplace({lhs: rhs}), aa.xreplace({lhs: rhs})
     r = bb - aa
-    return r if r == 0 else sp.cancel(r)
+    if r == 0:
+        return r
+    r = sp.cancel(r)
+    return r if r == 0 or not r.atoms(sp.Sum) else _merge_sums(r)
+
+
+def _merge_sums(e):
+    """Σ_j f + Σ_j g → Σ_j (f + g) for sums over the same limits, summands in rational normal form
+    (so that a substitution inside a summand can be compared with its simplified form)."""
+    e = sp.expand(e)
+    groups: dict = {}
+    rest = []
+    for term in (e.args if isinstance(e, sp.Add) else (e,)):
+        factors = term.args if isinstance(term, sp.Mul) else (term,)
+        sums = [f for f in factors if isinstance(f, sp.Sum)]
+        if len(sums) != 1:
+            rest.append(term)
+            continue
+        coeff = sp.Mul(*[f for f in factors if f is not sums[0]])
+        idx = {lim[0] for lim in sums[0].limits}
+        if coeff.free_symbols & idx:
+            rest.append(term)
+            continue
+        groups.setdefault(sums[0].limits, []).append(coeff * sums[0].function)
+    out = [sp.Sum(sp.cancel(sp.Add(*fs)), *lims) for lims, fs in groups.items()]
+    out = [x for x in out if x.function != 0]
+    return sp.cancel(sp.Add(*rest, *out))
 
 
 def _eval(kind):
@@ -357,9 +383,11 @@ def _sign_of(e) -> str | None:
             return None
         if x.is_nonnegative and not lo.is_nonnegative:
             return None
-        if not (hi is sp.oo or (hi - lo).is_positive):
-            return None
-        return "positive"
+        if hi is sp.oo or (hi - lo).is_positive:
+            return "positive"
+        if (hi - lo).is_nonnegative:
+            return "nonnegative"  # an empty interval gives 0
+        return None
     if isinstance(e, sp.Sum):
         inner = _sign_of(e.function)
         if len(e.limits) != 1 or inner not in _ORDER:

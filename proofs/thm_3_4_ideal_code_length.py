@@ -1,8 +1,9 @@
 """Theorem 3.4 (ideal code length): Huffman bounds, block coding, and the ⌈|x|/d⌉·⌈H⌉ form.
 
-Statement. Huffman-coding the leaves of the depth-d pruned tree gives H ≤ E[L_Huff] < H + 1
-(Huffman 1952 with Shannon's bounds). A response of length |x| is cut into B = ⌈|x|/d⌉ blocks, each
-one Huffman symbol, so
+Statement. Huffman-coding the leaves of the depth-d pruned tree gives H ≤ E[L_Huff] < H + 1:
+every code whose lengths satisfy Kraft's inequality has E[L] ≥ H (Gibbs), the Shannon code
+ℓ_j = ⌈−log2 p_j⌉ satisfies Kraft and has E[ℓ] < H + 1, and Huffman's code is optimal among prefix
+codes. A response of length |x| is cut into B = ⌈|x|/d⌉ blocks, each one Huffman symbol, so
 
     B·H ≤ E[L(x)] = B·E[L_Huff] < B·(H + 1),   and   H/d ≤ γ = E[L(x)]/|x| < (H + 1)(1/d + 1/|x|).
 
@@ -16,8 +17,10 @@ Assumptions: H ≥ 0; the Huffman gap δ = E[L_Huff] − H ∈ [0, 1) and the ce
 f = ⌈H⌉ − H ∈ [0, 1), g = ⌈|x|/d⌉ − |x|/d ∈ [0, 1) are written as u/(1 + u) with u ≥ 0 (every number in
 [0, 1) has this form), so that sympy's assumptions decide the signs.
 Conventions: log base 2 (bits), as in tokentree; layer index from 1.
-How: Huffman's optimality and Shannon's bound H ≤ E[L] < H + 1 are cited; their general case is the
-property test tests/property/test_proofs_thm_3_4.py on tokentree.huffman_code_lengths.
+How: Gibbs' lower bound (via ψ(x) = x − 1 − log x = (x − 1)²·∫_0^∞ dσ/((1+σ)(1+xσ)²) ≥ 0) and the
+Shannon code's Kraft sum and upper bound are proved for symbolic M. Huffman's optimality among prefix
+codes (and Kraft's inequality for prefix codes) is cited; its general case is the property test
+tests/property/test_proofs_thm_3_4.py on tokentree.huffman_code_lengths.
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ H = sp.Symbol("H", nonnegative=True)
 B = sp.Symbol("B", positive=True, integer=True)        # ⌈|x|/d⌉
 X, d = sp.symbols("X d", positive=True)                 # |x| and the depth
 u, v, r = sp.symbols("u v r", nonnegative=True)
+M = sp.Symbol("M", integer=True, positive=True)
+j = sp.Symbol("j", integer=True, positive=True)
+p_ = sp.IndexedBase("p", positive=True)          # leaf masses, Σ p_j = 1
+r_ = sp.IndexedBase("r", positive=True)          # r_j = 2^(−ℓ_j) of any code
+g_ = sp.IndexedBase("g", nonnegative=True)       # Shannon gaps ⌈−log2 p_j⌉ + log2 p_j ∈ [0, 1)
+u_ = sp.IndexedBase("u", nonnegative=True)       # g_j = u_j/(1 + u_j)
+kappa = sp.Symbol("kappa", nonnegative=True)    # Kraft slack 1 − Σ r_j ≥ 0
+xg, sig, t = sp.symbols("x sigma t", positive=True)
 
 EXAMPLE = (sp.Rational(4, 5), sp.Rational(1, 10), sp.Rational(1, 10))
 EXAMPLE_LENGTHS = (1, 2, 2)
@@ -48,9 +59,54 @@ def build() -> Derivation:
                    source="paper §3.2 Theorem 3.4 [C]; bounds and interpretation: digest §1.2 [R]",
                    assumptions="H ≥ 0; gaps in [0, 1) written u/(1+u), u ≥ 0; B, |x|, d > 0",
                    conventions="log base 2 (bits); root = layer 1")
-    p.cite("Huffman bounds", "H ≤ E[L_Huff] < H + 1 for every leaf distribution",
-           source="Huffman (1952) optimality + Shannon code lengths ⌈−log2 p⌉",
-           covered_by="tests/property/test_proofs_thm_3_4.py")
+    total = sp.Sum(p_[j], (j, 1, M))
+    H_nats = -sp.Sum(p_[j] * sp.log(p_[j]), (j, 1, M))
+    p.define("Σ p_j = 1", total, 1, why="P is a distribution on the M leaves")
+    # (a) Gibbs: every code with Kraft sum Σ 2^(−ℓ_j) = 1 − κ ≤ 1 has E[L] ≥ H.
+    psi = lambda x_: x_ - 1 - sp.log(x_)  # noqa: E731 - a formula, named as in the text
+    J = lambda x_: sp.Integral(1 / ((1 + sig) * (1 + x_ * sig)**2), (sig, 0, sp.oo))  # noqa: E731
+    FJ = -1 / ((xg - 1) * (1 + xg * sig)) + (sp.log(1 + sig) - sp.log(1 + xg * sig)) / (xg - 1)**2
+    p.start("ψ(x) = x − 1 − log x, x > 0, x ≠ 1", psi(xg))
+    p.then("Taylor remainder: (x − 1)²·∫_0^∞ dσ/((1+σ)(1+xσ)²)", (xg - 1)**2 * J(xg), by="ftc", antiderivative=FJ,
+           why="partial fractions; ψ(1) = ψ'(1) = 0, ψ'' = 1/x²")
+    p.conclude((xg - 1)**2 * J(xg), fact="ψ = (x−1)²·J")
+    p.fact("x = 1: both sides are 0", psi(sp.Integer(1)), 0 * J(sp.Integer(1)), by="expand")
+    p.define("Kraft: Σ r_j = 1 − κ", sp.Sum(r_[j], (j, 1, M)), 1 - kappa,
+             why="r_j = 2^(−ℓ_j); a prefix code has κ ≥ 0 (Kraft 1949)")
+    gibbs = sp.Sum(p_[j] * (r_[j] / p_[j] - 1)**2 * J(r_[j] / p_[j]), (j, 1, M)) + kappa
+    p.start("ln 2 · (E[L] − H) = Σ p_j (ℓ_j ln 2 + ln p_j)", sp.Sum(p_[j] * (-sp.log(r_[j]) + sp.log(p_[j])), (j, 1, M)))
+    p.then("write with ψ(r_j/p_j)", sp.Sum(p_[j] * psi(r_[j] / p_[j]), (j, 1, M)) - sp.Sum(r_[j], (j, 1, M)) + total,
+           by="linearity", why="p_j ψ(r_j/p_j) = r_j − p_j − p_j log r_j + p_j log p_j")
+    p.then("P sums to 1, Kraft slack", sp.Sum(p_[j] * psi(r_[j] / p_[j]), (j, 1, M)) + kappa, by="subs",
+           using=["Σ p_j = 1", "Kraft: Σ r_j = 1 − κ"])
+    p.then("ψ(r_j/p_j) = (r_j/p_j − 1)²·J(r_j/p_j)", gibbs, by="subs", using=["ψ = (x−1)²·J"],
+           at={xg: r_[j] / p_[j]})
+    p.conclude(gibbs)
+    p.sign("E[L] − H ≥ 0 (Gibbs)", gibbs, "nonnegative", why="non-negative terms plus the Kraft slack")
+    # (b) the Shannon code ℓ_j = −log2 p_j + g_j, 0 ≤ g_j < 1
+    EL_sh = sp.Sum(p_[j] * (-sp.log(p_[j]) / sp.log(2) + g_[j]), (j, 1, M))
+    p.start("E[ℓ_Shannon] (bits)", EL_sh)
+    p.then("split the sum", H_nats / sp.log(2) + sp.Sum(p_[j] * g_[j], (j, 1, M)), by="linearity")
+    p.conclude(H_nats / sp.log(2) + sp.Sum(p_[j] * g_[j], (j, 1, M)), fact="E[ℓ_Shannon]")
+    p.define("g_j = u_j/(1 + u_j)", g_[j], u_[j] / (1 + u_[j]), why="g_j ∈ [0, 1), u_j = g_j/(1 − g_j) ≥ 0")
+    up = total - sp.Sum(p_[j] * g_[j], (j, 1, M))
+    p.start("H + 1 − E[ℓ_Shannon]", H_nats / sp.log(2) + 1 - (H_nats / sp.log(2) + sp.Sum(p_[j] * g_[j], (j, 1, M))))
+    p.then("1 = Σ p_j", up, by="subs", using=["Σ p_j = 1"])
+    p.then("as one sum", sp.Sum(p_[j] * (1 - g_[j]), (j, 1, M)), by="linearity")
+    p.then("g_j = u_j/(1 + u_j)", sp.Sum(p_[j] / (1 + u_[j]), (j, 1, M)), by="subs", using=["g_j = u_j/(1 + u_j)"])
+    p.conclude(sp.Sum(p_[j] / (1 + u_[j]), (j, 1, M)))
+    p.sign("E[ℓ_Shannon] < H + 1", sp.Sum(p_[j] / (1 + u_[j]), (j, 1, M)), "positive",
+           why="positive terms, M ≥ 1")
+    kraft_gap = sp.Sum(p_[j] * sp.Integral(sp.log(2) * 2**(-t), (t, 0, g_[j])), (j, 1, M))
+    p.start("1 − Σ 2^(−ℓ_j) for the Shannon code", total - sp.Sum(p_[j] * 2**(-g_[j]), (j, 1, M)))
+    p.then("as one sum", sp.Sum(p_[j] * (1 - 2**(-g_[j])), (j, 1, M)), by="linearity",
+           why="2^(−ℓ_j) = p_j·2^(−g_j)")
+    p.then("1 − 2^(−g) = ∫_0^g ln 2 · 2^(−t) dt", kraft_gap, by="ftc", antiderivative=-2**(-t))
+    p.conclude(kraft_gap)
+    p.sign("the Shannon code satisfies Kraft", kraft_gap, "nonnegative", why="non-negative integrands, g_j ≥ 0")
+    p.cite("Huffman optimality", "E[L_Huff] ≤ E[L] for every prefix code, in particular the Shannon code, "
+           "and Huffman's code is a prefix code (Kraft sum ≤ 1); with (a) and (b): H ≤ E[L_Huff] < H + 1",
+           source="Huffman (1952); Kraft (1949)", covered_by="tests/property/test_proofs_thm_3_4.py")
     delta = u / (1 + u)                 # E[L_Huff] − H
     p.define("δ = E[L_Huff] − H", sp.Symbol("delta"), delta,
              why="δ ∈ [0, 1) by the Huffman bounds; every such δ is u/(1+u) with u = δ/(1−δ) ≥ 0")
