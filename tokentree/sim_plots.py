@@ -167,7 +167,7 @@ def plot_finite(rows, cfg, out: Path) -> str | None:
     if not fin:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
     for k in sorted({r["k"] for r in fin}):
         xs = sorted({r["a_over_m"] for r in fin if r["k"] == k})
         stats = [t_interval([r["ratio"] for r in fin if r["k"] == k and r["a_over_m"] == x]) for x in xs]
@@ -185,6 +185,25 @@ def plot_finite(rows, cfg, out: Path) -> str | None:
     ax.set_ylabel("-ratio / k (lines: -k/(1 - M/(2ρ3 a)))")
     ax.set_title("whole-sequence counts compressor")
     ax.legend(fontsize=7)
+    cap = _rows(rows, "finite_depth")
+    if cap:
+        k = cap[0]["k"]
+        ds = sorted({r["depth"] for r in cap})
+        stats = [t_interval([r["ratio"] for r in cap if r["depth"] == d]) for d in ds]
+        y = np.array([s[0] for s in stats])
+        err = np.abs(np.array([[s[0] - s[1], s[2] - s[0]] for s in stats]).T)
+        ax2.errorbar(ds, y, yerr=err, fmt="o", ms=4, capsize=2, label="counts model (mean, 95 % CI)")
+        corr = [next(r for r in cap if r["depth"] == d)["ratio_corrected_formula"] for d in ds]
+        ax2.plot(ds, corr, "-", lw=0.8, label="-k/(1 - M_d/(2ρ3 a))")
+        ax2.axhline(-k, color="k", ls="--", lw=1, label="-k")
+        ax2.axvline(cfg.world.marker_length + 0.5, color="grey", ls=":", lw=1)
+        ax2.set_yscale("symlog", linthresh=1)
+        ax2.set_xlabel("model depth d (M_d = P_t leaves after pruning)")
+        ax2.set_ylabel("slope ratio")
+        ax2.set_title(f"capacity pools responses (k = {k:g}, a = {cap[0]['a']})")
+        ax2.legend(fontsize=7)
+    else:
+        ax2.set_visible(False)
     return _save(fig, out, "fig_finite_samples.png")
 
 

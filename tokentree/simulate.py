@@ -180,6 +180,11 @@ class FiniteConfig:
     pseudo_count: float = 1.0
     #: relative tolerance of the finite-sample ratio checks.
     tolerance: float = 0.05
+    #: model depths d of the finite capacity sweep (pruning pools responses: M_d P_t leaves instead of M).
+    capacity_depths: tuple[int, ...] = (3, 4, 5, 6, 8, 10)
+    capacity_size_ratio: float = 100.0
+    #: a / M of the capacity sweep (M = full-depth P_t leaves; at a = M the full-depth ratio is not elastic).
+    capacity_alignment_over_leaves: float = 1.0
 
     def __post_init__(self) -> None:
         check_range("component_depth", self.component_depth, 1 <= self.component_depth <= 20, "an int in [1, 20]")
@@ -191,6 +196,13 @@ class FiniteConfig:
         check_range("pseudo_count", self.pseudo_count, math.isfinite(self.pseudo_count) and self.pseudo_count > 0,
                     "a float > 0")
         check_range("tolerance", self.tolerance, 0 < self.tolerance < 1, "a float in (0, 1)")
+        for d in self.capacity_depths:
+            check_range("capacity_depths", d, 1 <= d <= 40, "a list of ints in [1, 40]")
+        check_range("capacity_size_ratio", self.capacity_size_ratio,
+                    math.isfinite(self.capacity_size_ratio) and self.capacity_size_ratio > 0, "a float > 0")
+        check_range("capacity_alignment_over_leaves", self.capacity_alignment_over_leaves,
+                    math.isfinite(self.capacity_alignment_over_leaves) and self.capacity_alignment_over_leaves > 0,
+                    "a float > 0")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -648,11 +660,14 @@ def _exact_rows(experiment: str, world: World, cfg: SimConfig, *, k: float, shar
     return rows
 
 
-def _finite_rows(world: World, cfg: SimConfig, *, k: float, over: float, shares, experiment: str) -> list[dict]:
+def _finite_rows(world: World, cfg: SimConfig, *, k: float, over: float, shares, experiment: str,
+                 depth: int | None = None) -> list[dict]:
+    """All seeds of one (k, a = over·M, depth) setting; M is the full-depth P_t leaf count, the corrected
+    prediction uses the P_t leaves M_d of the pruned model."""
     f = cfg.finite
-    m_t = world.n_leaves(PERTURB)
-    a = max(1, int(round(over * m_t)))
-    depth = world.full_depth
+    a = max(1, int(round(over * world.n_leaves(PERTURB))))
+    depth = world.full_depth if depth is None else min(depth, world.full_depth)
+    m_t = int(np.count_nonzero(pruned_leaf_masses(world, depth)[PERTURB]))
     rho3 = float(shares[PERTURB])
     # the same seed streams for every (k, a): common random numbers make the curves over a smooth
     seeds = np.random.SeedSequence([cfg.seed, 1]).spawn(f.n_seeds)
@@ -668,7 +683,7 @@ def _finite_rows(world: World, cfg: SimConfig, *, k: float, over: float, shares,
         bias = (u["t"] * m_t / (2 * n[PERTURB] * n.sum() * LN2)) if rho3 > 0 and in_sample else 0.0
         corrected = (corrected_finite_ratio(k, m_t, rho3, a) if in_sample else -k) if rho3 > 0 else 1.0
         rows.append({"experiment": experiment, "k": k, "rho3": rho3, "alpha": "", "depth": depth, "a": a,
-                     "a_over_m": a / m_t, "seed": s, "l": u["l"], "t": u["t"], "dgamma_a": u["dgamma_a"],
+                     "a_over_m": over, "seed": s, "l": u["l"], "t": u["t"], "dgamma_a": u["dgamma_a"],
                      "dgamma_p": u["dgamma_p"], "ratio": u["ratio"], "n_leaves_t": m_t,
                      "ratio_derivative_formula": -k if rho3 > 0 else 1.0,
                      "ratio_secant_formula": _opt(fa / fp),
@@ -746,6 +761,10 @@ def _units(cfg: SimConfig) -> list[tuple[str, Callable[[_Worlds], list[dict]]]]:
         units.append(("finite-control", lambda W: _finite_rows(
             W.get(component_depth=fd), cfg, k=f.size_ratios[0], over=over_c, shares=_shares_with_rho3(m, 0.0),
             experiment="finite_control")))
+        for d in sorted({min(d, cfg.world.marker_length + fd) for d in f.capacity_depths}):
+            units.append((f"finite-depth-{d}", lambda W, d=d: _finite_rows(
+                W.get(component_depth=fd), cfg, k=f.capacity_size_ratio, over=f.capacity_alignment_over_leaves,
+                shares=cfg.shares, experiment="finite_depth", depth=d)))
     return units
 
 
@@ -1032,6 +1051,7 @@ def _finite_claims(rows: list[dict], cfg: SimConfig) -> list[Claim]:
         predicted="elasticity visible and the corrected ratio within tolerance by a = 20·M",
         measured={f"{k:g}": v for k, v in vis.items()}, verdict=_verdict(found),
         source="issue 4; PROTOTYPE §2", details={"n_seeds": f.n_seeds, "tolerance": tol}))
+    claims.extend(_finite_capacity_claim(rows, cfg))
     fc = _by(rows, "finite_control")
     if fc:
         dev = max(abs(r["ratio"] - 1.0) for r in fc)
@@ -1041,6 +1061,41 @@ def _finite_claims(rows: list[dict], cfg: SimConfig) -> list[Claim]:
             predicted=1.0, measured=float(np.mean([r["ratio"] for r in fc])), verdict=_verdict(dev <= 1e-6),
             source="digest R7; PROTOTYPE §2", details={"max_abs_dev": dev, "n_seeds": len(fc), "a": fc[0]["a"]}))
     return claims
+
+
+def _finite_capacity_claim(rows: list[dict], cfg: SimConfig) -> list[Claim]:
+    f = cfg.finite
+    tol = f.tolerance
+    fd = [r for r in _by(rows, "finite_depth") if r["depth"] > cfg.world.marker_length]
+    if not fd:
+        return []
+    table = []
+    for d in sorted({r["depth"] for r in fd}):
+        g = [r for r in fd if r["depth"] == d]
+        mean, lo, hi = t_interval([r["ratio"] for r in g])
+        table.append({"depth": d, "n_leaves_t": g[0]["n_leaves_t"], "a": g[0]["a"], "mean": mean, "ci": [lo, hi],
+                      "corrected": g[0]["ratio_corrected_formula"]})
+    k = f.capacity_size_ratio
+    eligible = [t for t in table if t["a"] >= 20 * t["n_leaves_t"]]
+    states = []
+    for t in eligible:
+        band = sorted([t["corrected"] * (1 - tol), t["corrected"] * (1 + tol)])
+        states.append("holds" if _rel(t["mean"], t["corrected"]) <= tol else
+                      "fails" if (t["ci"][1] < band[0] or t["ci"][0] > band[1]) else "inconclusive")
+    verdict = ("inconclusive" if not states else "fails" if "fails" in states
+               else "holds" if all(x == "holds" for x in states) else "inconclusive")
+    full = table[-1]
+    return [Claim(
+        id="sim.finite.capacity_pooling",
+        statement=f"A smaller capacity pools whole responses into fewer P_t leaves M_d, so the counts compressor "
+                  f"becomes elastic again: at a = {f.capacity_alignment_over_leaves:g}·M (k = {k:g}), every depth "
+                  f"with a >= 20·M_d follows -k/(1 - M_d/(2ρ3·a)) within {tol:.0%}, while the full-depth model "
+                  f"(M_d = {full['n_leaves_t']}) does not.",
+        predicted={str(t["depth"]): t["corrected"] for t in table},
+        measured={str(t["depth"]): t["mean"] for t in table}, verdict=verdict,
+        source="Assumption 3.2 + PROTOTYPE §2, pitfall P2 (pooling)",
+        details={"rows": table, "eligible_depths": [t["depth"] for t in eligible], "tolerance": tol,
+                 "n_seeds": f.n_seeds})]
 
 
 # ============================================================================ the run

@@ -21,6 +21,8 @@ TINY = [
     "finite.size_ratios=[10.0, 100.0]",
     "finite.alignment_over_leaves=[0.1, 1.0, 20.0, 50.0]",
     "finite.n_seeds=4",
+    "finite.capacity_depths=[2, 3, 4, 6]",
+    "finite.capacity_alignment_over_leaves=4.0",
 ]
 
 
@@ -48,7 +50,7 @@ def test_summary_has_the_shared_shape(tiny_run):
     with open(out / summary["tables"]["sweep"]) as fh:
         rows = list(csv.DictReader(fh))
     assert {r["experiment"] for r in rows} >= {"main", "rho3", "depth", "alpha", "sign", "core", "finite",
-                                               "finite_control"}
+                                               "finite_control", "finite_depth"}
 
 
 @pytest.mark.parametrize("claim_id", [
@@ -58,7 +60,7 @@ def test_summary_has_the_shared_shape(tiny_run):
     "sim.regime.perturbation_share", "sim.regime.sign_condition", "sim.regime.capacity",
     "sim.exact.alpha_invariance", "sim.core_agreement", "sim.finite.corrected_ratio_k10",
     "sim.finite.corrected_ratio_k100", "sim.finite.sign_flip", "sim.finite.visibility",
-    "sim.finite.negative_control", "sim.runtime",
+    "sim.finite.negative_control", "sim.finite.capacity_pooling", "sim.runtime",
 ])
 def test_each_claim_holds_at_a_small_size(tiny_run, claim_id):
     c = _claims(tiny_run[2])[claim_id]
@@ -76,6 +78,8 @@ def test_claim_values_are_the_paper_numbers(tiny_run):
     fin = claims["sim.finite.corrected_ratio_k100"]
     assert fin["ci"][0] <= fin["measured"] <= fin["ci"][1]
     assert abs(fin["measured"] / fin["predicted"] - 1) <= 0.05
+    pool = claims["sim.finite.capacity_pooling"]["details"]
+    assert pool["eligible_depths"] == [3, 4]  # a = 60 >= 20·M_d only for M_d = 1, 3; d = 2 confuses P_a, P_t
     vis = claims["sim.finite.visibility"]["measured"]["100"]
     assert vis["elasticity_visible_from_a_over_M"] <= vis["corrected_within_tol_from_a_over_M"] <= 20
 
