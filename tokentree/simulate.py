@@ -25,6 +25,25 @@ and the law fails (the "too small a capacity" regime). The other components star
 
 The sweep spends its time in :mod:`tokentree._sim_kernels`, which computes rate *changes* per
 leaf with ``log1p`` (no cancellation, so dγ_p/dl ≈ -1/k² is exact even at k = 10⁴, l = 10⁻⁴).
+
+Units of work (``OUT/parts/<unit>.json``, skipped on a rerun with the same config hash):
+``main`` (k sweep, exact), ``rho3`` (share of P_t-like data in D_p; 0 = negative control),
+``depth`` (capacity d), ``alpha`` (Pareto shape), ``sign`` (measured zero of dγ_p/dl), ``core``
+(agreement with tokentree's joint_tree/prune/normalized_compression_rate), ``finite`` (counts model,
+k x a/M x seeds), ``finite_control`` (n3 = 0) and ``finite_depth`` (pruning pools responses).
+Claims (``summary.json``): sim.exact.{signs, ratio_k<k>, secants_match_closed_form, ratio_vs_k_slope,
+hooke_invariant, inverse_proportionality, negative_control, alpha_invariance}, sim.regime.{perturbation_share,
+sign_condition, capacity}, sim.core_agreement, sim.finite.{corrected_ratio_k<k>, sign_flip, visibility,
+capacity_pooling, negative_control}, sim.runtime.
+
+Rates are in bits per block (one pruned-tree symbol; the paper's 1/d factor and the constant log2 M
+do not change any slope or ratio). Sizes may be non-integral in the exact model.
+
+Usage::
+
+    cfg = load_sim_config("quick", ["finite.n_seeds=8"])    # or SimConfig(), or a TOML path
+    summary = run_simulation(cfg, "results/sim", progress=False)
+    {c["id"]: c["verdict"] for c in summary["claims"]}
 """
 
 from __future__ import annotations
