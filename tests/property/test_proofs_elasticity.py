@@ -45,8 +45,9 @@ def test_slopes_and_ratio_match_tokentree(world, n, l):
     scale = _dga(*n, l)  # dγ_p/dl is a difference of two terms of this size
     rounding = 64 * 2.0**-52 * 16 / h  # rates are ≲ 16 bits; their rounding, divided by the step
     assert math.isclose(dga, _dga(*n, l), rel_tol=1e-6, abs_tol=rounding)
-    assert math.isclose(dgp, _dgp(*n, l), rel_tol=1e-4, abs_tol=1e-8 * scale + rounding)
-    if abs(_dgp(*n, l)) > 1e-3 * scale and abs(_dgp(*n, l)) > 1e3 * rounding:
+    # dγ_p/dl vanishes at l = n3/(n1+n2), so it also gets an absolute tolerance: 1e-6 of dγ_a/dl
+    assert math.isclose(dgp, _dgp(*n, l), rel_tol=1e-4, abs_tol=1e-6 * scale + rounding)
+    if abs(_dgp(*n, l)) > 1e-2 * scale and abs(_dgp(*n, l)) > 1e3 * rounding:
         assert math.isclose(dga / dgp, _ratio(*n, l), rel_tol=1e-3)
 
 
