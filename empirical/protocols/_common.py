@@ -33,7 +33,7 @@ from tokentree.config import check_range, config_to_dict
 from tokentree.results import Claim, config_hash, environment, read_json, write_json_atomic, write_text_atomic
 
 __all__ = ["ExperimentBase", "seed_list", "PartStore", "mean_ci", "ls_slope", "write_summary", "write_csv",
-           "utc_now", "setup_torch", "band_verdict"]
+           "utc_now", "setup_torch", "band_verdict", "run_units"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +71,31 @@ def setup_torch(threads: int) -> None:
 
     if threads:
         torch.set_num_threads(int(threads))
+
+
+def run_units(fn, units: Sequence[tuple], store: PartStore, *, workers: int = 1) -> dict[str, dict]:
+    """Run ``fn(*args)`` for every ``(key, args)`` in ``units`` whose part is not stored yet; return all parts.
+
+    ``workers > 1`` runs units in that many spawned processes (each should pin its own torch threads;
+    on 2 cores two 1-thread processes beat one 2-thread process, PROTOTYPE.md P9). ``fn`` must be a
+    module-level function and its arguments picklable. Each result is stored as soon as it arrives,
+    so an interrupted run keeps its finished units.
+    """
+    results = {key: store.get(key) for key, _ in units}
+    todo = [(key, args) for key, args in units if results[key] is None]
+    if workers <= 1 or len(todo) <= 1:
+        for key, args in todo:
+            results[key] = store.put(key, fn(*args))
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(fn, *args): key for key, args in todo}
+        for fut in as_completed(futures):
+            results[futures[fut]] = store.put(futures[fut], fut.result())
+    return results
 
 
 class PartStore:

@@ -32,10 +32,10 @@ from tokentree.errors import ConfigError
 from tokentree.results import Claim, verdict_from_interval
 
 from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
-from ._common import ExperimentBase, PartStore, band_verdict, ls_slope, mean_ci, seed_list, utc_now, write_csv, \
-    write_summary
+from ._common import (ExperimentBase, PartStore, band_verdict, ls_slope, mean_ci, run_units, seed_list, utc_now,
+                      write_csv, write_summary)
 
-__all__ = ["Config", "run", "mixture_marker_nats", "run_one"]
+__all__ = ["Config", "run", "mixture_marker_nats", "run_one", "seed_data"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +49,7 @@ class Config(ExperimentBase):
     aligned_component: int = 1
     perturbed_component: int = 2
     fidelity_tolerance: float = 0.05
+    workers: int = 1
     world: WorldConfig = field(default_factory=WorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=800))
@@ -62,6 +63,10 @@ class Config(ExperimentBase):
         check_range("perturbation_ratios", list(ls),
                     len(ls) >= 2 and all(math.isfinite(x) and x >= 0 for x in ls) and list(ls) == sorted(set(ls)),
                     "at least 2 distinct finite values >= 0 in increasing order")
+        ts = self.perturbation_sizes()
+        if len(set(ts)) != len(ts):
+            raise ConfigError(f"perturbation_ratios must give distinct perturbation sizes round(l * alignment_size); "
+                              f"got sizes {ts} for alignment_size = {self.alignment_size}.")
         c = self.world.n_components
         for name in ("aligned_component", "perturbed_component"):
             v = getattr(self, name)
@@ -70,6 +75,7 @@ class Config(ExperimentBase):
             raise ConfigError(f"perturbed_component must differ from aligned_component; got both "
                               f"{self.aligned_component}.")
         check_range("fidelity_tolerance", self.fidelity_tolerance, self.fidelity_tolerance > 0, "a float > 0")
+        check_range("workers", self.workers, 1 <= self.workers <= 64, "an int in [1, 64] (parallel processes)")
 
     @property
     def size_ratio(self) -> float:
@@ -116,6 +122,31 @@ def run_one(config: Config, world, data: dict, t: int, init_seed: int, batch_see
             "counts": corpus.counts(world.n_components).tolist()}
 
 
+def seed_data(config: Config, world, j: int) -> tuple[dict, int, int]:
+    """Seed j's datasets (D_p, D_a, the D_t stream, held-out sets), init seed and batch-order seed."""
+    ss = np.random.SeedSequence(seed_list(config.seed, config.n_seeds)[j]).spawn(5)
+    c = world.n_components
+    data = {
+        "pretrain": world.sample_mixture([config.n_per_component] * c, seed=ss[0]),
+        "align": world.sample(config.aligned_component, config.alignment_size, seed=ss[1]),
+        "perturb": world.sample(config.perturbed_component, max(config.perturbation_sizes()), seed=ss[2]),
+        "heldout": [world.sample(i, config.eval.n_heldout, seed=g) for i, g in enumerate(ss[3].spawn(c))],
+    }
+    init_seed, batch_seed = (int(x) for x in ss[4].generate_state(2))
+    return data, init_seed, batch_seed
+
+
+def _unit(config: Config, j: int, t: int, progress: bool) -> dict:
+    """One (seed, l) training, self-contained so that it can run in a worker process."""
+    from ..data import build_world
+    from ._common import setup_torch
+
+    setup_torch(config.train.threads)
+    world = build_world(config.world)
+    data, init_seed, batch_seed = seed_data(config, world, j)
+    return run_one(config, world, data, t, init_seed, batch_seed, progress)
+
+
 def _gammas(config: Config, r: dict) -> dict:
     comps = r["components"]
     a = config.aligned_component
@@ -129,40 +160,22 @@ def _gammas(config: Config, r: dict) -> dict:
 
 
 def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
-    from ..data import build_world
-    from ._common import setup_torch
-
     t0, started = time.perf_counter(), utc_now()
     out_dir = Path(out_dir)
-    setup_torch(config.train.threads)
-    world = build_world(config.world)
     store = PartStore(out_dir, config)
     ts = config.perturbation_sizes()
     ls_used = [t / config.alignment_size for t in ts]
     k = config.size_ratio
+    seeds = seed_list(config.seed, config.n_seeds)
+    units = [(f"seed{j}_t{t}", (config, j, t, progress and config.workers <= 1))
+             for j in range(config.n_seeds) for t in ts]
+    if progress:
+        print(f"joint: {len(units)} trainings ({config.n_seeds} seeds x {len(ts)} values of l), "
+              f"{config.workers} worker(s)", flush=True)
+    parts = run_units(_unit, units, store, workers=config.workers)
     rows, per_seed = [], []
-    for j, seed in enumerate(seed_list(config.seed, config.n_seeds)):
-        ss = np.random.SeedSequence(seed).spawn(5)
-        data = None
-        results = []
-        for t in ts:
-            key = f"seed{j}_t{t}"
-            r = store.get(key)
-            if r is None:
-                if data is None:
-                    c = world.n_components
-                    data = {
-                        "pretrain": world.sample_mixture([config.n_per_component] * c, seed=ss[0]),
-                        "align": world.sample(config.aligned_component, config.alignment_size, seed=ss[1]),
-                        "perturb": world.sample(config.perturbed_component, max(ts), seed=ss[2]),
-                        "heldout": [world.sample(i, config.eval.n_heldout, seed=g)
-                                    for i, g in enumerate(ss[3].spawn(c))],
-                    }
-                init_seed, batch_seed = (int(x) for x in ss[4].generate_state(2))
-                if progress:
-                    print(f"joint: seed {j + 1}/{config.n_seeds}, l = {t / config.alignment_size:.3g}", flush=True)
-                r = store.put(key, run_one(config, world, data, t, init_seed, batch_seed, progress))
-            results.append(r)
+    for j, seed in enumerate(seeds):
+        results = [parts[f"seed{j}_t{t}"] for t in ts]
         g = [_gammas(config, r) for r in results]
         theory = [mixture_marker_nats(config, t) for t in ts]
         fidelity = max(float(np.max(np.abs(np.asarray(r["marker_logprobs"]) + th[0])))

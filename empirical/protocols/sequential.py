@@ -30,7 +30,8 @@ from tokentree.errors import ConfigError
 from tokentree.results import Claim
 
 from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
-from ._common import ExperimentBase, PartStore, band_verdict, mean_ci, seed_list, utc_now, write_csv, write_summary
+from ._common import (ExperimentBase, PartStore, band_verdict, mean_ci, run_units, seed_list, utc_now, write_csv,
+                      write_summary)
 
 __all__ = ["Config", "run", "evaluate"]
 
@@ -45,6 +46,7 @@ class Config(ExperimentBase):
     align_epochs: int = 3
     perturbation_sizes: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
     keep_optimizer: bool = False
+    workers: int = 1
     aligned_component: int = 1
     perturbed_component: int = 2
     world: WorldConfig = field(default_factory=WorldConfig)
@@ -80,6 +82,7 @@ class Config(ExperimentBase):
         if self.aligned_component == self.perturbed_component:
             raise ConfigError(f"perturbed_component must differ from aligned_component; got both "
                               f"{self.aligned_component}.")
+        check_range("workers", self.workers, 1 <= self.workers <= 64, "an int in [1, 64] (parallel processes)")
 
     def align_steps(self, a: int) -> int:
         if self.align.max_steps > 0:
@@ -131,51 +134,51 @@ def _one_alignment(config, world, pretrained, data, a: int, seeds, progress: boo
             "curve": curve}
 
 
-def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
+def _seed_unit(config: Config, j: int, progress: bool) -> dict:
+    """Seed j: pre-train once, then align and perturb a copy for every alignment size (one process)."""
     from ..data import batch_stream, build_world
     from ..models import build_model
     from ..train import train
     from ._common import setup_torch
 
-    t0, started = time.perf_counter(), utc_now()
-    out_dir = Path(out_dir)
     setup_torch(config.pretrain.threads)
     world = build_world(config.world)
+    ss = np.random.SeedSequence(seed_list(config.seed, config.n_seeds)[j]).spawn(6)
+    c = world.n_components
+    data = {"pretrain": world.sample_mixture([config.n_per_component] * c, seed=ss[0]),
+            "align": world.sample(config.aligned_component, max(config.alignment_sizes), seed=ss[1]),
+            "perturb": world.sample(config.perturbed_component, config.perturbation_sizes[-1], seed=ss[2]),
+            "heldout": [world.sample(i, config.eval.n_heldout, seed=g) for i, g in enumerate(ss[3].spawn(c))]}
+    init_seed, batch_seed = (int(x) for x in ss[4].generate_state(2))
+    if progress:
+        print(f"sequential: seed {j + 1}/{config.n_seeds}: pre-training", flush=True)
+    pretrained = build_model(config.model, world.vocab_size, max_positions=world.max_sequence_tokens, seed=init_seed)
+    log = train(pretrained, batch_stream(data["pretrain"], config.pretrain.batch_size, seed=batch_seed),
+                config.pretrain, progress=progress, desc="pre-train")
+    base_eval = evaluate(pretrained, world, data["heldout"], config)
+    out = {"pretrain_final_loss_nats": log.final_loss_nats, "pretrain_wall_time_s": log.wall_time_s, "by_a": {}}
+    align_seeds = [int(x) for x in ss[5].generate_state(2)]
+    for a in config.alignment_sizes:
+        if progress:
+            print(f"sequential: seed {j + 1}/{config.n_seeds}: a = {a}", flush=True)
+        r = _one_alignment(config, world, pretrained, data, a, align_seeds, progress)
+        r["pretrained"] = base_eval
+        out["by_a"][str(a)] = r
+    return out
+
+
+def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
+    t0, started = time.perf_counter(), utc_now()
+    out_dir = Path(out_dir)
     store = PartStore(out_dir, config)
-    d_p_size = config.n_per_component * world.n_components
-    results: dict[int, dict[int, dict]] = {}
-    for j, seed in enumerate(seed_list(config.seed, config.n_seeds)):
-        ss = np.random.SeedSequence(seed).spawn(6)
-        results[j] = {}
-        pretrained = base_eval = data = None
-        for a in config.alignment_sizes:
-            key = f"seed{j}_a{a}"
-            r = store.get(key)
-            if r is None:
-                if pretrained is None:
-                    c = world.n_components
-                    data = {"pretrain": world.sample_mixture([config.n_per_component] * c, seed=ss[0]),
-                            "align": world.sample(config.aligned_component, max(config.alignment_sizes), seed=ss[1]),
-                            "perturb": world.sample(config.perturbed_component, config.perturbation_sizes[-1],
-                                                    seed=ss[2]),
-                            "heldout": [world.sample(i, config.eval.n_heldout, seed=g)
-                                        for i, g in enumerate(ss[3].spawn(c))]}
-                    init_seed, batch_seed = (int(x) for x in ss[4].generate_state(2))
-                    if progress:
-                        print(f"sequential: seed {j + 1}/{config.n_seeds}: pre-training", flush=True)
-                    pretrained = build_model(config.model, world.vocab_size, max_positions=world.max_sequence_tokens,
-                                             seed=init_seed)
-                    train(pretrained, batch_stream(data["pretrain"], config.pretrain.batch_size, seed=batch_seed),
-                          config.pretrain, progress=progress, desc="pre-train")
-                    base_eval = evaluate(pretrained, world, data["heldout"], config)
-                if progress:
-                    print(f"sequential: seed {j + 1}/{config.n_seeds}: a = {a}", flush=True)
-                r = _one_alignment(config, world, pretrained, data, a, [int(x) for x in ss[5].generate_state(2)],
-                                   progress)
-                r["pretrained"] = base_eval
-                store.put(key, r)
-            results[j][a] = r
-        del pretrained
+    d_p_size = config.n_per_component * config.world.n_components
+    units = [(f"seed{j}", (config, j, progress and config.workers <= 1)) for j in range(config.n_seeds)]
+    if progress:
+        print(f"sequential: {config.n_seeds} seeds x {len(config.alignment_sizes)} alignment sizes, "
+              f"{config.workers} worker(s)", flush=True)
+    parts = run_units(_seed_unit, units, store, workers=config.workers)
+    results = {j: {a: parts[f"seed{j}"]["by_a"][str(a)] for a in config.alignment_sizes}
+               for j in range(config.n_seeds)}
 
     rows, hooke = _tables(config, results, d_p_size)
     write_csv(out_dir / "curves.csv", rows)

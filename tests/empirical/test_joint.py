@@ -12,7 +12,7 @@ from empirical import runner
 from empirical.protocols import joint
 from tokentree.errors import ConfigError
 
-TOY = ["n_seeds=2", "n_per_component=30", "alignment_size=10", "perturbation_ratios=[0.0, 0.5, 1.0]",
+TOY = ["n_seeds=2", "workers=1", "n_per_component=30", "alignment_size=10", "perturbation_ratios=[0.0, 1.0]",
        "world.min_length=3", "world.max_length=6", "world.content_vocab=8", "model.size=pico",
        "train.max_steps=8", "train.warmup_steps=2", "train.batch_size=16", "train.threads=1",
        "eval.n_heldout=20"]
@@ -29,9 +29,9 @@ def test_joint_runs_end_to_end_and_resumes(tmp_path):
     assert ratio["ci"] is not None and ratio["ci"][0] <= ratio["measured"] <= ratio["ci"][1]
     per_seed = summary["results"]["per_seed"]
     assert ratio["measured"] == pytest.approx(np.mean([s["ratio_marker"] for s in per_seed]))
-    assert len(list((tmp_path / "parts").glob("*.json"))) == 6
+    assert len(list((tmp_path / "parts").glob("*.json"))) == 4
     rows = (tmp_path / "runs.csv").read_text().splitlines()
-    assert len(rows) == 1 + 6 and "gamma_a_marker" in rows[0]
+    assert len(rows) == 1 + 4 and "gamma_a_marker" in rows[0]
     # a rerun into the same folder reuses every part and reproduces the numbers
     again = runner.run_config("joint_cpu", TOY, tmp_path, progress=False)
     assert again["results"] == summary["results"]
@@ -57,6 +57,7 @@ def test_mixture_marker_nats_is_the_ideal_compressors_code_length():
     ("perturbed_component=1", "perturbed_component must differ from aligned_component"),
     ("aligned_component=3", r"aligned_component must be an int in \[0, 2\]"),
     ("alignment_size=0", "alignment_size must be an int >= 1; got 0"),
+    ("perturbation_ratios=[0.0, 0.001]", r"perturbation_ratios must give distinct perturbation sizes .* \[0, 0\]"),
 ])
 def test_joint_config_errors(override, match):
     with pytest.raises(ConfigError, match=match):

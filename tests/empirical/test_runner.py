@@ -122,3 +122,15 @@ def test_mean_ci_and_band_verdict():
     assert band_verdict([1, 2], -40, -2.5) == "fails"
     assert band_verdict([-5, 1], -40, -2.5) == "inconclusive"
     assert band_verdict(None, 0, 1) == "inconclusive"
+
+
+def test_run_units_runs_missing_units_in_worker_processes_and_stores_them(toy, tmp_path):
+    from empirical.protocols._common import run_units
+
+    _, config = runner.load(toy)
+    store = PartStore(tmp_path, config)
+    store.put("u0", {"done": "before"})
+    units = [("u0", ({"x": 0},)), ("u1", ({"x": 1},)), ("u2", ({"x": 2},))]
+    out = run_units(dict, units, store, workers=2)
+    assert out == {"u0": {"done": "before"}, "u1": {"x": 1}, "u2": {"x": 2}}
+    assert store.get("u2") == {"x": 2}

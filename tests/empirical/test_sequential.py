@@ -10,7 +10,7 @@ import pytest
 from empirical import runner
 from tokentree.errors import ConfigError
 
-TOY = ["n_seeds=2", "n_per_component=30", "alignment_sizes=[8, 24]", "perturbation_sizes=[8, 16]",
+TOY = ["n_seeds=2", "workers=1", "n_per_component=30", "alignment_sizes=[8, 24]", "perturbation_sizes=[8, 16]",
        "world.min_length=3", "world.max_length=6", "world.content_vocab=8", "model.size=pico",
        "pretrain.max_steps=8", "pretrain.warmup_steps=2", "pretrain.batch_size=16", "pretrain.threads=1",
        "perturb.batch_size=8", "eval.n_heldout=20"]
@@ -39,7 +39,8 @@ def test_sequential_runs_end_to_end_and_keeps_its_bookkeeping(tmp_path):
     assert hooke["predicted"] == -1.0 and hooke["details"]["k"] == pytest.approx(90 / 8)
     # alignment uses align_epochs epochs unless align.max_steps is set (the equal-steps control)
     parts = {p.stem: json.loads(p.read_text())["result"] for p in (tmp_path / "parts").glob("*.json")}
-    assert parts["seed0_a8"]["align_steps"] == 1 and parts["seed0_a24"]["align_steps"] == 3
+    by_a = parts["seed0"]["by_a"]
+    assert by_a["8"]["align_steps"] == 1 and by_a["24"]["align_steps"] == 3
     again = runner.run_config("sequential_cpu", TOY, tmp_path, progress=False)
     assert again["results"] == summary["results"]
 
