@@ -336,6 +336,14 @@ class World:
         return int(self.masses[i].size)
 
 
+def _seed_sequence(seed) -> np.random.SeedSequence:
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
+        return np.random.SeedSequence(None if seed is None else int(seed))
+    raise InvalidInputError(f"seed must be None, an int >= 0 or a numpy SeedSequence; got {seed!r}.")
+
+
 def build_world(alphas, *, vocab_size: int = 2, component_depth: int = 8, marker_length: int = 2,
                 seed: Any = 0) -> World:
     """Pareto components (``pareto_tree``) under disjoint markers (``TokenTree.with_prefix``).
@@ -350,13 +358,7 @@ def build_world(alphas, *, vocab_size: int = 2, component_depth: int = 8, marker
 
     cfg = WorldConfig(vocab_size=vocab_size, alphas=tuple(float(a) for a in alphas),
                       component_depth=component_depth, marker_length=marker_length)
-    if isinstance(seed, np.random.SeedSequence):
-        root = seed
-    elif seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
-        root = np.random.SeedSequence(None if seed is None else int(seed))
-    else:
-        raise InvalidInputError(f"seed must be None, an int >= 0 or a numpy SeedSequence; got {seed!r}.")
-    seeds = root.spawn(cfg.n_components)
+    seeds = _seed_sequence(seed).spawn(cfg.n_components)
     comps, nodes, rows, masses = [], [], [], []
     for alpha, marker, ss in zip(cfg.alphas, _markers(cfg.n_components, vocab_size, marker_length), seeds):
         base = pareto_tree(component_depth, branching=vocab_size, alpha=alpha, seed=np.random.default_rng(ss))
@@ -492,6 +494,26 @@ def corrected_finite_ratio(k: float, n_leaves: int, rho3: float, a: float) -> fl
 
 # ============================================================================ measurements
 
+def _check_setting(world, depth, a, k, shares, *, integral_a: bool = False) -> np.ndarray:
+    """Validate the arguments shared by the measurement functions; return shares as float64."""
+    if not isinstance(world, World):
+        raise InvalidInputError(f"world must be a World (see build_world); got {type(world).__name__}.")
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
+        raise InvalidInputError(f"depth must be an int >= 1; got {depth!r}.")
+    if integral_a and (isinstance(a, bool) or not isinstance(a, (int, np.integer)) or a < 1):
+        raise InvalidInputError(f"a must be an int >= 1 (a number of samples); got {a!r}.")
+    if not (isinstance(a, (int, float, np.integer, np.floating)) and math.isfinite(a) and a > 0):
+        raise InvalidInputError(f"a must be a finite number > 0 (|D_a|); got {a!r}.")
+    if not (isinstance(k, (int, float, np.integer, np.floating)) and math.isfinite(k) and k > 0):
+        raise InvalidInputError(f"k must be a finite number > 0 (|D_p|/|D_a|); got {k!r}.")
+    sh = np.asarray(shares, dtype=np.float64)
+    if sh.shape != (world.n_components,) or not np.all(np.isfinite(sh)) or sh.min() < 0 \
+            or abs(sh.sum() - 1) > 1e-9:
+        raise InvalidInputError(f"shares must be {world.n_components} non-negative numbers summing to 1 "
+                                f"(one per component); got {sh.tolist()!r}.")
+    return sh
+
+
 def _as2d(x) -> np.ndarray:
     return np.ascontiguousarray(np.atleast_2d(np.asarray(x, dtype=np.float64)))
 
@@ -502,6 +524,10 @@ def exact_sweep(world: World, *, depth: int, a: float, k: float, shares, ls) -> 
     Model counts: C = Σ_i n_i P_i + a P_a (pruned at ``depth``) plus t·P_t; evaluated datasets:
     D_a (P_a pruned) and D_p (Σ_i n_i P_i / |D_p| pruned).
     """
+    shares = _check_setting(world, depth, a, k, shares)
+    ls = np.asarray(ls, dtype=np.float64)
+    if ls.ndim != 1 or not np.all(np.isfinite(ls)) or (ls.size and ls.min() < 0):
+        raise InvalidInputError(f"ls must be a 1-D list of perturbation ratios l >= 0; got {ls.tolist()!r}.")
     P = pruned_leaf_masses(world, depth)
     n = _sizes(k, a, shares)
     dp = float(n.sum())
@@ -522,6 +548,7 @@ def exact_sweep(world: World, *, depth: int, a: float, k: float, shares, ls) -> 
 def exact_local_slopes(world: World, *, depth: int, a: float, k: float, shares, ls, rel_step: float = 1e-4):
     """dγ_a/dl and dγ_p/dl at each l by a central difference (step h = rel_step·max(l, 1e-3)),
     each side computed from the reference point l without cancellation."""
+    shares = _check_setting(world, depth, a, k, shares)
     P = pruned_leaf_masses(world, depth)
     n = _sizes(k, a, shares)
     dp = float(n.sum())
@@ -561,10 +588,14 @@ def finite_unit(world: World, *, depth: int, a: int, k: float, shares, l: float,
 
     Returns Δγ_a, Δγ_p (bits), the ratio, the realised l = t/a, sizes and the P_t leaf count M.
     """
+    shares = _check_setting(world, depth, a, k, shares, integral_a=True)
+    if not (math.isfinite(l) and l > 0):
+        raise InvalidInputError(f"l must be a finite number > 0; got {l!r}.")
+    if evaluation not in ("in_sample", "held_out"):
+        raise InvalidInputError(f"evaluation must be 'in_sample' or 'held_out'; got {evaluation!r}.")
     ids, n_leaf = _pruned_ids(world, depth)
     n = np.rint(_sizes(k, a, shares)).astype(np.int64)
-    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    streams = root.spawn(world.n_components + 2)
+    streams = _seed_sequence(seed).spawn(world.n_components + 2)
     gens = [np.random.default_rng(s) for s in streams]
     comp_counts = [world.components[i].sample_counts(int(n[i]), gens[i])[world.nodes[i]]
                    for i in range(world.n_components)]

@@ -230,3 +230,30 @@ def test_corrected_ratio_needs_perturbation_data_in_pretraining():
     with pytest.raises(InvalidInputError, match=r"rho3 and a must be > 0 .*got rho3=0\.0"):
         corrected_finite_ratio(10.0, 100, 0.0, 1000)
     assert corrected_finite_ratio(10.0, 100, 0.5, 100) == math.inf  # the pole a = M/(2ρ3)
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"k": 0.0}, r"k must be a finite number > 0 \(\|D_p\|/\|D_a\|\); got 0\.0"),
+    ({"a": -1.0}, r"a must be a finite number > 0"),
+    ({"depth": 0}, r"depth must be an int >= 1; got 0"),
+    ({"shares": [0.5, 0.5]}, r"shares must be 3 non-negative numbers summing to 1"),
+    ({"ls": [0.1, -0.01]}, r"ls must be a 1-D list of perturbation ratios l >= 0"),
+], ids=["k", "a", "depth", "shares", "ls"])
+def test_exact_sweep_rejects_bad_arguments_naming_them(world, kwargs, fragment):
+    from tokentree.errors import InvalidInputError
+
+    args = {"depth": world.full_depth, "a": 100.0, "k": 10.0, "shares": SHARES, "ls": [0.01]} | kwargs
+    with pytest.raises(InvalidInputError, match=fragment):
+        exact_sweep(world, **args)
+
+
+def test_finite_unit_rejects_bad_arguments_naming_them(world):
+    from tokentree.errors import InvalidInputError
+
+    base = {"depth": world.full_depth, "a": 30, "k": 10.0, "shares": SHARES, "l": 0.01, "seed": 0}
+    with pytest.raises(InvalidInputError, match=r"a must be an int >= 1 \(a number of samples\); got 2\.5"):
+        finite_unit(world, **(base | {"a": 2.5}))
+    with pytest.raises(InvalidInputError, match=r"evaluation must be 'in_sample' or 'held_out'; got 'test'"):
+        finite_unit(world, **(base | {"evaluation": "test"}))
+    with pytest.raises(InvalidInputError, match=r"seed must be None, an int >= 0 or a numpy SeedSequence"):
+        build_world([2.0, 2.0, 2.0], component_depth=2, seed=np.random.default_rng(0))
