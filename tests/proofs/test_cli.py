@@ -118,3 +118,18 @@ def test_import_proofs_is_lazy_and_tokentree_never_imports_sympy():
             "assert 'sympy' not in sys.modules, 'sympy imported'; print('ok')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
+
+
+@pytest.mark.slow
+def test_whole_prove_command_runs_under_a_minute(tmp_path):
+    import os
+    import time
+
+    exe = os.path.join(os.path.dirname(sys.executable), "elasticity")
+    t0 = time.perf_counter()
+    proc = subprocess.run([exe, "prove", "--report", str(tmp_path)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    wall = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr
+    assert "8 statements" in proc.stdout and "0 FAILED" in proc.stdout
+    assert wall < 60, f"elasticity prove took {wall:.1f} s"
