@@ -265,7 +265,10 @@ def seed_statistics(record: dict, cfg: Config, variant: str = "volume") -> dict:
         "slope_epsilon": (ls_slope(logp, [eps[p] for p in pos])
                           if len(pos) > 1 and all(eps[p] is not None for p in pos) else float("nan")),
         "slope_epsilon_censored": (ls_slope(logp, [max(negs) if eps[p] is None else eps[p] for p in pos])
+                                   if len(pos) > 1 and any(eps[p] is not None for p in pos) else float("nan")),
+        "slope_margin_drop_late": (ls_slope(logp, [margin[p][0] - margin[p][late] for p in pos])
                                    if len(pos) > 1 else float("nan")),
+        "slope_margin_aligned": ls_slope(logp, [margin[p][0] for p in pos]) if len(pos) > 1 else float("nan"),
         "epsilon_censoring": _censoring([eps[p] is None for p in pos]),
         "slope_min_kl": ls_slope(logp, [min(kl[p][1:] or kl[p]) for p in pos]) if len(pos) > 1 else float("nan"),
         "flatten_ratio": float(np.nanmean(flat)) if np.isfinite(flat).any() else float("nan"),
@@ -337,10 +340,11 @@ def _explain(verdict: str, predicted_sign: int, controls: dict) -> str:
     """Name the controls that come out in the paper's direction when the main statistic does not."""
     if verdict == "holds":
         return ""
+    main = "against the paper" if verdict == "fails" else "undecided (the CI includes 0)"
     agree = [name for name, c in controls.items() if _ordering_verdict(c["ci"], predicted_sign) == "holds"]
     if agree:
-        return f"against the paper in the main unit; in the paper's direction under: {', '.join(agree)}"
-    return "against the paper (or undecided) under every control measured: " + ", ".join(controls)
+        return f"{main} in the main unit; in the paper's direction under: {', '.join(agree)}"
+    return f"{main} in the main unit, and not in the paper's direction under any control measured: " + ", ".join(controls)
 
 
 def rebound_claims(records: list[dict], cfg: Config, *, prefix: str = "rebound") -> tuple[list[Claim], dict]:
@@ -375,6 +379,15 @@ def rebound_claims(records: list[dict], cfg: Config, *, prefix: str = "rebound")
              {"margin": ("volume", "slope_margin_late"), "equal_steps": ("equal_steps", "slope_score_late"),
               "equal_steps_margin": ("equal_steps", "slope_margin_late"),
               "negatives_to_pretrained_level": ("volume", "slope_crossing")}, "score per decade of positives")
+    drop = _controls(stats, {"margin_drop_by_late_point": ("volume", "slope_margin_drop_late"),
+                             "aligned_margin": ("volume", "slope_margin_aligned")})
+    claims[-1].details["controls"].update(drop)
+    d, a = drop["margin_drop_by_late_point"], drop["aligned_margin"]
+    if claims[-1].verdict != "holds" and d["mean"] is not None and a["mean"] is not None:
+        claims[-1].details["explanation"] += (
+            f". Mechanism, per decade of positives: the aligned margin is higher by {a['mean']:.3g} and the margin "
+            f"falls by {d['mean']:.3g} more over the first {late_n} negatives; the order reverses only where the "
+            f"extra fall outruns the higher start")
     m, ci, values = _stat(main, "flatten_ratio")
     claims.append(Claim(
         id=f"{prefix}.approach", statement="The curves fall to the pre-trained level and then flatten: the score's "
