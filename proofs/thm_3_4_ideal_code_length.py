@@ -8,8 +8,9 @@ codes. A response of length |x| is cut into B = ⌈|x|/d⌉ blocks, each one Huf
     B·H ≤ E[L(x)] = B·E[L_Huff] < B·(H + 1),   and   H/d ≤ γ = E[L(x)]/|x| < (H + 1)(1/d + 1/|x|).
 
 The paper's form B·⌈H⌉ lies in the same interval [B·H, B·(H + 1)), so |B·⌈H⌉ − E[L(x)]| < B: it is an
-idealisation, not an identity. It can fall *below* the Huffman length: for P = (4/5, 1/10, 1/10),
-H ≈ 0.922 bits, ⌈H⌉ = 1, while the Huffman code (1, 2, 2) has E[L] = 6/5 > ⌈H⌉.
+idealisation, not an identity. It can fall *below* the Huffman length: E[L] = H only for dyadic P
+(p_j = 2^(−ℓ_j)), so any non-dyadic P with an integer H has E[L_Huff] > H = ⌈H⌉; and for
+P = (4/5, 1/10, 1/10), H ≈ 0.922 bits, ⌈H⌉ = 1, while the Huffman code (1, 2, 2) has E[L] = 6/5 > ⌈H⌉.
 
 Source: paper §3.2, Theorem 3.4 [C]; the bounds and the interpretation are the digest's [R]
 (§1.2 and §5.2 item 10).
@@ -30,8 +31,9 @@ import sympy as sp
 from proofs.kit import Derivation, check_close, check_true
 
 TITLE = "Theorem 3.4: H ≤ E[L] < H+1; B·H ≤ E[L(x)] < B(H+1) with B = ⌈|x|/d⌉; B·⌈H⌉ is within B of it"
-STATEMENT = ("H ≤ E[L_Huff] < H+1; ⌈|x|/d⌉H ≤ E[L(x)] < ⌈|x|/d⌉(H+1); H/d ≤ γ < (H+1)(1/d+1/|x|); "
-             "|⌈|x|/d⌉⌈H⌉ − E[L(x)]| < ⌈|x|/d⌉; ⌈H⌉ < E[L_Huff] is possible (P = (4/5, 1/10, 1/10))")
+STATEMENT = ("H ≤ E[L_Huff] < H+1 (E[L] = H only for dyadic P); ⌈|x|/d⌉H ≤ E[L(x)] < ⌈|x|/d⌉(H+1); "
+             "H/d ≤ γ < (H+1)(1/d+1/|x|); |⌈|x|/d⌉⌈H⌉ − E[L(x)]| < ⌈|x|/d⌉; ⌈H⌉ < E[L_Huff] is possible "
+             "(any non-dyadic P with integer H; P = (4/5, 1/10, 1/10))")
 
 H = sp.Symbol("H", nonnegative=True)
 B = sp.Symbol("B", positive=True, integer=True)        # ⌈|x|/d⌉
@@ -83,6 +85,12 @@ def build() -> Derivation:
            at={xg: r_[j] / p_[j]})
     p.conclude(gibbs)
     p.sign("E[L] − H ≥ 0 (Gibbs)", gibbs, "nonnegative", why="non-negative terms plus the Kraft slack")
+    # equality needs r_j = p_j for every j: a non-dyadic P (some p_1 ≠ 2^(−ℓ_1); relabel it j = 1) gives E[L] > H
+    eps = sp.Symbol("epsilon", positive=True)
+    rest = sp.Sum(p_[j] * (r_[j] / p_[j] - 1)**2 * J(r_[j] / p_[j]), (j, 2, M)) + kappa
+    for label, x1 in (("r_1/p_1 = 1 + ε", 1 + eps), ("r_1/p_1 = 1/(1 + ε)", 1 / (1 + eps))):
+        p.sign(f"P not dyadic, {label}: E[L] − H > 0", p_[1] * (x1 - 1)**2 * J(x1) + rest, "positive",
+               why="so when H is an integer and P is not dyadic, E[L_Huff] > H = ⌈H⌉")
     # (b) the Shannon code ℓ_j = −log2 p_j + g_j, 0 ≤ g_j < 1
     EL_sh = sp.Sum(p_[j] * (-sp.log(p_[j]) / sp.log(2) + g_[j]), (j, 1, M))
     p.start("E[ℓ_Shannon] (bits)", EL_sh)

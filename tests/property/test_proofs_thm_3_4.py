@@ -64,3 +64,18 @@ def test_counterexample_ceiling_below_huffman_length():
     H = tt("entropy_bits")(p)
     L = tt("expected_code_length")(p)
     assert math.ceil(H) == 1 and math.isclose(L, 1.2) and math.ceil(H) < L
+
+
+@given(weights)
+@example([2, 1, 1])   # dyadic (1/2, 1/4, 1/4)
+@example([1, 1, 1])   # not dyadic
+def test_huffman_meets_the_entropy_exactly_iff_dyadic(w):
+    p = _masses(w)
+    H = tt("entropy_bits")(p)
+    L = tt("expected_code_length")(p)
+    logs = np.log2(p)
+    dyadic = bool(np.all(np.abs(logs - np.round(logs)) < 1e-12))
+    if dyadic:
+        assert math.isclose(L, H, abs_tol=1e-9)
+    else:
+        assert L > H + 1e-12
