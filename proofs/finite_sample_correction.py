@@ -92,15 +92,18 @@ def build() -> Derivation:
     p.start("leading order in 1/k", sp.Limit(RATIO_K / RATIO_LEADING, k, sp.oo))
     p.then("evaluate", sp.Integer(1), by="limit")
     p.conclude(1, name="ratio ≈ −k/(1 − M/(2ρ3a)) for k ≫ 1")
-    p.fact("oracle limit M → 0: ratio = −k (Theorem 4.2)", RATIO_K.subs(Ms, 0), -k, by="cancel")
+    p.start("oracle limit M → 0", sp.Limit(RATIO_K, Ms, 0, "+"))
+    p.then("evaluate", -k, by="limit")
+    p.conclude(-k, name="ratio → −k: Theorem 4.2's pooled model")
     thr = 2 * n3 * a / N0
     p.sign("ratio < 0 for M < 2n3a/N0", RATIO_EXACT.subs(Ms, thr / (1 + w)), "negative",
            why="M = threshold/(1 + w), w > 0")
     p.sign("ratio > 0 for M > 2n3a/N0", RATIO_EXACT.subs(Ms, thr * (1 + w)), "positive",
            why="M = threshold·(1 + w), w > 0: the sign flips, no elasticity")
     p.sign("M ≥ 2a is past the threshold (M ≫ a regime)", 2 * a - thr, "positive", why="n3 < N0")
-    p.start("no repeats: drop δ = 0", ((a / N0) / dgp).subs(delta, 0))
-    p.then("cancel", sp.Integer(1), by="cancel")
+    p.define("no repeats: δ = 0", delta, 0, why="a D_t sample never lands on a leaf that D_p holds")
+    p.start("ratio without repeats", (a / N0) / dgp)
+    p.then("substitute δ = 0 and cancel", sp.Integer(1), by="subs", using=["no repeats: δ = 0"])
     p.conclude(1, name="ratio = +1 without repeats (the negative control)")
     p.general_case = ("counts replaced by their means (first order in 1/c); checked against multinomial counts by "
                       "the numeric companion and tests/property/test_proofs_finite_sample.py")
