@@ -36,7 +36,8 @@ from .config import WorldConfig
 __all__ = [
     "PAD", "BOS", "EOS",
     "MarkovComponent", "TreeComponent", "World", "Corpus", "SequenceDataset",
-    "build_world", "mixture_weights", "collate", "batch_stream", "iterate_batches", "as_generator",
+    "build_world", "mixture_weights", "collate", "batch_stream", "crn_batch_stream", "iterate_batches",
+    "as_generator",
 ]
 
 PAD, BOS, EOS = 0, 1, 2
@@ -338,6 +339,32 @@ def batch_stream(corpus: Corpus | Sequence[np.ndarray], batch_size: int, seed=No
             if len(idx) < batch_size:  # a corpus smaller than a batch: sample with replacement
                 idx = rng.choice(len(seqs), size=batch_size)
             yield collate([seqs[i] for i in idx])
+
+
+def crn_batch_stream(base: Corpus, extra: Corpus, batch_size: int, seed=None) -> Iterator[dict]:
+    """Endless batches drawn with replacement from ``base ∪ extra``, coupled across sizes of ``extra``.
+
+    Each batch slot draws three uniforms (u1, u2, u3): it takes ``extra[floor(u2·t)]`` if
+    u1 < t/(|base|+t) and ``base[floor(u3·|base|)]`` otherwise (t = len(extra)). Every sequence of the
+    union has probability 1/(|base|+t) per slot, as in epoch sampling on average. With the same
+    ``seed``, runs that differ only in the size of ``extra`` (nested prefixes: ``stream.take(t)``) see
+    the *same* base sequences in every slot that does not switch to ``extra``: common random numbers,
+    so the difference between two perturbation sizes is not buried under batch-order noise.
+    """
+    if len(base) == 0:
+        raise InvalidInputError("base must hold at least one sequence; got none.")
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be an int >= 1; got {batch_size!r}.")
+    rng = as_generator(seed)
+    n_base, t = len(base), len(extra)
+    p_extra = t / (n_base + t)
+    while True:
+        u = rng.random((3, batch_size))
+        take_extra = u[0] < p_extra
+        idx_base = np.minimum((u[2] * n_base).astype(np.int64), n_base - 1)
+        idx_extra = np.minimum((u[1] * max(t, 1)).astype(np.int64), max(t, 1) - 1)
+        yield collate([extra.sequences[j] if e else base.sequences[i]
+                       for e, i, j in zip(take_extra, idx_base, idx_extra)])
 
 
 def iterate_batches(corpus: Corpus | Sequence[np.ndarray], batch_size: int) -> Iterator[dict]:

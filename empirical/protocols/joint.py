@@ -7,6 +7,12 @@ across l). For every l on the grid a model is trained **from the same initialisa
 number of steps** (PROTOTYPE.md P5) on D_p ∪ D_a ∪ D_t, then scored on held-out sets of every
 component (the same sets for every l of a seed).
 
+Batches (``sampling = "crn"``, the default) are drawn with replacement from the union with common
+random numbers across l (:func:`empirical.data.crn_batch_stream`): the runs of one seed see the same
+D_p ∪ D_a sequences in every batch slot except the ~t/N slots that switch to D_t, so the l-difference
+is not buried under batch-order noise. ``sampling = "epochs"`` shuffles epochs of the union instead
+(what the prototype did; the l runs then share nothing but the initialisation).
+
 γ_a is the held-out code length of the aligned component; γ_p that of D_p (the count-weighted mean over
 its components), both in nats/sequence and split into the marker (prefix) term and the rest. The
 theorem's l-effect lives in the marker term (PROTOTYPE.md P1): for the ideal joint compressor the
@@ -24,6 +30,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -50,6 +57,7 @@ class Config(ExperimentBase):
     perturbed_component: int = 2
     fidelity_tolerance: float = 0.05
     workers: int = 1
+    sampling: Literal["crn", "epochs"] = "crn"
     world: WorldConfig = field(default_factory=WorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=800))
@@ -100,16 +108,20 @@ def run_one(config: Config, world, data: dict, t: int, init_seed: int, batch_see
     """Train one model on D_p ∪ D_a ∪ D_t[:t] and score it; returns plain numbers (JSON-able)."""
     import torch
 
-    from ..data import batch_stream
+    from ..data import batch_stream, crn_batch_stream
     from ..metrics import compression_rate, marker_logprobs, sequence_scores
     from ..models import build_model
     from ..train import train
 
     torch.manual_seed(init_seed)
     model = build_model(config.model, world.vocab_size, max_positions=world.max_sequence_tokens, seed=init_seed)
-    corpus = data["pretrain"] + data["align"] + data["perturb"].take(t)
-    log = train(model, batch_stream(corpus, config.train.batch_size, seed=batch_seed), config.train,
-                progress=progress, desc=f"t={t}")
+    base, extra = data["pretrain"] + data["align"], data["perturb"].take(t)
+    corpus = base + extra
+    if config.sampling == "crn":
+        batches = crn_batch_stream(base, extra, config.train.batch_size, seed=batch_seed)
+    else:
+        batches = batch_stream(corpus, config.train.batch_size, seed=batch_seed)
+    log = train(model, batches, config.train, progress=progress, desc=f"t={t}")
     lp = marker_logprobs(model, world)
     per_comp = []
     for i, held in enumerate(data["heldout"]):

@@ -104,3 +104,40 @@ def test_mixture_weights_and_bad_inputs(world):
         world.sample(3, 5)
     with pytest.raises(InvalidInputError, match="seed must be None, an int >= 0"):
         world.sample(0, 5, seed="x")
+
+
+def test_crn_batch_stream_couples_runs_that_differ_only_in_the_extra_size(world):
+    from empirical.data import crn_batch_stream
+
+    base = world.sample_mixture([40, 40, 0], seed=0)
+    stream = world.sample(2, 50, seed=1)
+    small = crn_batch_stream(base, stream.take(5), 32, seed=3)
+    large = crn_batch_stream(base, stream.take(50), 32, seed=3)
+    same = switched = 0
+    for _ in range(20):
+        a, b = next(small)["input_ids"], next(large)["input_ids"]
+        is_extra_b = b[:, 1] == world.marker(2)
+        is_extra_a = a[:, 1] == world.marker(2)
+        assert not (is_extra_a & ~is_extra_b).any()          # extra slots of the small run stay extra
+        for row_a, row_b, ext in zip(a, b, is_extra_b):
+            if not ext:
+                same += row_a[row_a != PAD].tolist() == row_b[row_b != PAD].tolist()
+        switched += int(is_extra_b.sum())
+    assert same == 20 * 32 - switched                         # every other slot: the very same sequence
+    assert 0.25 < switched / (20 * 32) < 0.5                  # p(extra) = 50 / 130
+
+
+def test_crn_batch_stream_samples_the_union_uniformly(world):
+    from empirical.data import crn_batch_stream
+
+    base, extra = world.sample(0, 30, seed=0), world.sample(1, 10, seed=1)
+    it = crn_batch_stream(base, extra, 400, seed=0)
+    markers = torch_cat([next(it)["input_ids"][:, 1] for _ in range(10)])
+    frac = float((markers == world.marker(1)).float().mean())
+    assert abs(frac - 0.25) < 0.03                             # 10 of 40 sequences, 4000 draws
+
+
+def torch_cat(xs):
+    import torch
+
+    return torch.cat(xs)
