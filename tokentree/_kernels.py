@@ -132,15 +132,67 @@ def _grow(a, need):
 
 
 @njit(cache=True)
+def _sort_group(tok, seq, cur, end, a, b, vocab_size, cnt, tmp_tok, tmp_seq, tmp_cur, tmp_end):
+    """Stable sort of tok[a:b] (carrying seq, cur and end) in place: insertion sort for short
+    groups, counting sort when the vocabulary is not larger than the group, merge sort otherwise."""
+    m = b - a
+    if m <= 16:
+        for i in range(a + 1, b):
+            t = tok[i]
+            s = seq[i]
+            c = cur[i]
+            e = end[i]
+            j = i - 1
+            while j >= a and tok[j] > t:
+                tok[j + 1] = tok[j]
+                seq[j + 1] = seq[j]
+                cur[j + 1] = cur[j]
+                end[j + 1] = end[j]
+                j -= 1
+            tok[j + 1] = t
+            seq[j + 1] = s
+            cur[j + 1] = c
+            end[j + 1] = e
+        return
+    if vocab_size <= m:
+        for t in range(vocab_size + 1):
+            cnt[t] = 0
+        for i in range(a, b):
+            cnt[tok[i] + 1] += 1
+        for t in range(vocab_size):
+            cnt[t + 1] += cnt[t]
+        for i in range(a, b):
+            k = a + cnt[tok[i]]
+            cnt[tok[i]] += 1
+            tmp_tok[k] = tok[i]
+            tmp_seq[k] = seq[i]
+            tmp_cur[k] = cur[i]
+            tmp_end[k] = end[i]
+    else:
+        order = np.argsort(tok[a:b], kind="mergesort")
+        for i in range(m):
+            tmp_tok[a + i] = tok[a + order[i]]
+            tmp_seq[a + i] = seq[a + order[i]]
+            tmp_cur[a + i] = cur[a + order[i]]
+            tmp_end[a + i] = end[a + order[i]]
+    for i in range(a, b):
+        tok[i] = tmp_tok[i]
+        seq[i] = tmp_seq[i]
+        cur[i] = tmp_cur[i]
+        end[i] = tmp_end[i]
+
+
+@njit(cache=True)
 def build_trie(tokens, offsets, weights, vocab_size):
-    """Trie of weighted sequences in BFS order, built one layer at a time with two stable counting sorts.
+    """Trie of weighted sequences in BFS order, built one layer at a time.
 
     Inputs: flat tokens in [0, vocab_size), offsets (n + 1, non-decreasing), weights (n, > 0).
-    Returns (parent, token, depth, eos_weight, subtree_weight) with unnormalised weights: a
-    sequence adds its weight to the EOS weight of the node where it ends. Within a layer, the
-    active sequences are grouped by node; sorting them stably by next token and then stably by
-    node gives every child group contiguous and sorted, so child ids come out in BFS order.
-    Cost O(total tokens + max_length * min(V, active)).
+    Returns (parent, token, depth, eos_weight) with unnormalised weights: a sequence adds its
+    weight to the EOS weight of the node where it ends. The active sequences of a layer are kept
+    grouped by node, in node order, each with its read position in ``tokens``; each group is split
+    by next token with a stable sort local to the group (insertion, counting or merge sort by
+    size), and its children are created in token order, so node ids come out in BFS order with
+    sorted children. Cost O(total tokens) plus the sorts (O(group log group) at worst).
     """
     n = offsets.shape[0] - 1
     cap = n + 16
@@ -153,92 +205,76 @@ def build_trie(tokens, offsets, weights, vocab_size):
     depth[0] = 1
     eos_w[0] = 0.0
     n_nodes = 1
-    active = np.arange(n).astype(np.int64)  # sequence ids, grouped by node (non-decreasing node)
-    node_of = np.zeros(n, dtype=np.int64)  # node of active[j]
+    active = np.arange(n).astype(np.int64)  # sequence ids, grouped by node in node order
+    cur = offsets[:n].copy()  # read position of each active sequence's next token
+    end = offsets[1:].copy()  # end of each active sequence
+    node_of = np.zeros(n, dtype=np.int64)
+    tk = np.empty(n, dtype=np.int64)
+    nxt = np.empty(n, dtype=np.int64)
+    nxt_cur = np.empty(n, dtype=np.int64)
+    nxt_end = np.empty(n, dtype=np.int64)
+    nxt_node = np.empty(n, dtype=np.int64)
+    buf_tok = np.empty(n, dtype=np.int64)
+    tmp_tok = np.empty(n, dtype=np.int64)
+    tmp_seq = np.empty(n, dtype=np.int64)
+    tmp_cur = np.empty(n, dtype=np.int64)
+    tmp_end = np.empty(n, dtype=np.int64)
+    cnt = np.zeros(vocab_size + 1, dtype=np.int64)
+    last = tokens.shape[0] - 1
     n_active = n
     pos = 0
-    layer_first = 0  # first node id of the current layer
-    cont = np.empty(n, dtype=np.int64)
-    cont_node = np.empty(n, dtype=np.int64)
-    cont_tok = np.empty(n, dtype=np.int64)
-    tmp = np.empty(n, dtype=np.int64)
-    tmp_node = np.empty(n, dtype=np.int64)
-    tmp_tok = np.empty(n, dtype=np.int64)
     while n_active > 0:
-        layer_end = n_nodes  # nodes [layer_first, layer_end) are the current layer
-        # 1. sequences ending here add EOS weight; the rest continue with their next token
-        m = 0
-        for j in range(n_active):
-            s = active[j]
-            v = node_of[j]
-            if offsets[s + 1] - offsets[s] == pos:
-                eos_w[v] += weights[s]
-            else:
-                cont[m] = s
-                cont_node[m] = v - layer_first
-                cont_tok[m] = tokens[offsets[s] + pos]
-                m += 1
-        if m == 0:
-            break
-        # 2. stable sort by token (counting sort when the vocabulary is small against m)
-        if vocab_size <= 4 * m:
-            cnt = np.zeros(vocab_size + 1, dtype=np.int64)
-            for j in range(m):
-                cnt[cont_tok[j] + 1] += 1
-            for t in range(vocab_size):
-                cnt[t + 1] += cnt[t]
-            for j in range(m):
-                k = cnt[cont_tok[j]]
-                cnt[cont_tok[j]] += 1
-                tmp[k] = cont[j]
-                tmp_node[k] = cont_node[j]
-                tmp_tok[k] = cont_tok[j]
-        else:
-            order = np.argsort(cont_tok[:m], kind="mergesort")
-            for j in range(m):
-                k = order[j]
-                tmp[j] = cont[k]
-                tmp_node[j] = cont_node[k]
-                tmp_tok[j] = cont_tok[k]
-        # 3. stable counting sort by node rank within the layer
-        n_layer = layer_end - layer_first
-        cnt2 = np.zeros(n_layer + 1, dtype=np.int64)
-        for j in range(m):
-            cnt2[tmp_node[j] + 1] += 1
-        for r in range(n_layer):
-            cnt2[r + 1] += cnt2[r]
-        for j in range(m):
-            k = cnt2[tmp_node[j]]
-            cnt2[tmp_node[j]] += 1
-            cont[k] = tmp[j]
-            cont_node[k] = tmp_node[j]
-            cont_tok[k] = tmp_tok[j]
-        # 4. create child nodes in order: a new node whenever (node, token) changes
-        need = n_nodes + m
+        need = n_nodes + n_active
         if need > parent.shape[0]:
             parent = _grow(parent, need)
             token = _grow(token, need)
             depth = _grow(depth, need)
             eos_w = _grow(eos_w, need)
-        prev_v = -1
-        prev_t = -1
-        child = -1
-        for j in range(m):
-            v = cont_node[j]
-            t = cont_tok[j]
-            if v != prev_v or t != prev_t:
-                child = n_nodes
-                parent[child] = layer_first + v
-                token[child] = t
-                depth[child] = pos + 2
-                eos_w[child] = 0.0
-                n_nodes += 1
-                prev_v = v
-                prev_t = t
-            active[j] = cont[j]
-            node_of[j] = child
+        # a tight gather pass first: the only random reads, independent of each other
+        for j in range(n_active):
+            c = cur[j]
+            tk[j] = tokens[min(c, last)] if c < end[j] else -1
+        m = 0  # sequences continuing to the next layer
+        g0 = 0
+        while g0 < n_active:
+            v = node_of[g0]
+            g1 = g0 + 1
+            while g1 < n_active and node_of[g1] == v:
+                g1 += 1
+            # split the group: ending sequences add EOS weight, the others queue with their next token
+            b0 = m
+            for j in range(g0, g1):
+                t = tk[j]
+                if t < 0:
+                    eos_w[v] += weights[active[j]]
+                else:
+                    buf_tok[m] = t
+                    nxt[m] = active[j]
+                    nxt_cur[m] = cur[j] + 1
+                    nxt_end[m] = end[j]
+                    m += 1
+            if m - b0 > 1:
+                _sort_group(buf_tok, nxt, nxt_cur, nxt_end, b0, m, vocab_size, cnt, tmp_tok, tmp_seq, tmp_cur,
+                            tmp_end)
+            prev = -1
+            child = -1
+            for k in range(b0, m):
+                t = buf_tok[k]
+                if t != prev:
+                    child = n_nodes
+                    parent[child] = v
+                    token[child] = t
+                    depth[child] = pos + 2
+                    eos_w[child] = 0.0
+                    n_nodes += 1
+                    prev = t
+                nxt_node[k] = child
+            g0 = g1
+        active, nxt = nxt, active
+        cur, nxt_cur = nxt_cur, cur
+        end, nxt_end = nxt_end, end
+        node_of, nxt_node = nxt_node, node_of
         n_active = m
-        layer_first = layer_end
         pos += 1
     parent = parent[:n_nodes].copy()
     token = token[:n_nodes].copy()
@@ -372,6 +408,32 @@ def mix_masses(out, values, mapping, weight):
 
 
 @njit(cache=True)
+def _stable_argsort(x):
+    """argsort by (value, index): an unstable quicksort, then each run of equal values sorted by index."""
+    order = np.argsort(x)
+    n = x.shape[0]
+    a = 0
+    while a < n:
+        b = a + 1
+        va = x[order[a]]
+        while b < n and x[order[b]] == va:
+            b += 1
+        if b - a > 1:
+            if b - a <= 16:
+                for i in range(a + 1, b):
+                    o = order[i]
+                    j = i - 1
+                    while j >= a and order[j] > o:
+                        order[j + 1] = order[j]
+                        j -= 1
+                    order[j + 1] = o
+            else:
+                order[a:b] = np.sort(order[a:b])
+        a = b
+    return order
+
+
+@njit(cache=True)
 def huffman_lengths(masses):
     """Huffman code lengths, by the two-queue method after a stable sort (O(n log n) for the sort, O(n) after).
 
@@ -382,7 +444,7 @@ def huffman_lengths(masses):
     Precondition: n >= 2, masses finite and non-negative.
     """
     n = masses.shape[0]
-    order = np.argsort(masses, kind="mergesort")
+    order = _stable_argsort(masses)
     w_leaf = masses[order]
     w_int = np.empty(n - 1, dtype=np.float64)
     up = np.empty(2 * n - 1, dtype=np.int64)  # parent of each node: leaves 0..n-1 (sorted), internal n..

@@ -52,7 +52,8 @@ def huffman_code_lengths(masses: Any, *, min_length: int = 0) -> np.ndarray:
     index order and a symbol merges before an internal node of the same weight. The result is
     that of ``heapq`` with these keys (pinned by a test against :mod:`tokentree._reference`).
     Computed by a stable sort and the two-queue method (O(n log n)). For n >= 2 the Kraft sum is
-    exactly 1 and H <= E[L] < H + 1. Paper: Definition 3.3(b) [C].
+    exactly 1 and H <= E[L] < H + 1 (E[L] <= H + 1 when some masses are 0: (0, 1) gives
+    E[L] = 1 = H + 1). Paper: Definition 3.3(b) [C].
 
     Examples
     --------
