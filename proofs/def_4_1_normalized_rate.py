@@ -65,7 +65,7 @@ def build() -> Derivation:
     d.then("Taylor remainder: (q − 1)²·∫_0^∞ dσ/((1+σ)²(1+qσ))", (q - 1)**2 * I(q), by="ftc", antiderivative=F,
            why="partial fractions; the antiderivative has a 1/(q − 1), hence q ≠ 1 here")
     d.conclude((q - 1)**2 * I(q), fact="φ = (q−1)²·I")
-    d.fact("q = 1: both sides are 0", phi(sp.Integer(1)), 0 * I(sp.Integer(1)), by="expand",
+    d.fact("q = 1: both sides are 0", sp.Subs(phi(q) - (q - 1)**2 * I(q), q, 1), 0, by="at",
            why="so φ(q) = (q − 1)²·I(q) for every q > 0")
     d.sign("I(q) > 0 for every q > 0", I(q), "positive", why="positive integrand on (0, ∞)")
     d.sign("φ(q) ≥ 0 for every q > 0 (tangent line: q log q ≥ q − 1)", (q - 1)**2 * I(q), "nonnegative",

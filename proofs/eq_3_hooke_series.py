@@ -40,10 +40,13 @@ def build() -> Derivation:
                    assumptions="F, k1, k2 > 0; n1, n2, n3, a > 0; expansion at l = 0",
                    conventions="natural log (nats); rates without the 1/d factor")
     dl1, dl2 = F / k1, F / k2
-    p.fact("spring 1 carries F", k1 * dl1, F, by="cancel", why="Hooke's law Δl1 = F/k1")
-    p.fact("spring 2 carries F", k2 * dl2, F, by="cancel", why="series springs share the force")
+    p.fact("spring 1 carries F", sp.Mul(k1, dl1, evaluate=False), F, by="arithmetic", why="Hooke's law Δl1 = F/k1")
+    p.fact("spring 2 carries F", sp.Mul(k2, dl2, evaluate=False), F, by="arithmetic",
+           why="series springs share the force")
     p.start("effective stiffness = force / total extension", F / (dl1 + dl2))
-    p.then("pull F out of the denominator", F / (F * (1 / k1 + 1 / k2)), by="cancel")
+    p.then("pull F out of the denominator",
+           sp.Mul(F, sp.Pow(sp.Mul(F, 1 / k1 + 1 / k2, evaluate=False), -1, evaluate=False), evaluate=False),
+           by="factor")
     p.then("cancel F", 1 / (1 / k1 + 1 / k2), by="cancel")
     p.conclude(1 / (1 / k1 + 1 / k2))
 
@@ -56,7 +59,9 @@ def build() -> Derivation:
     p.start("Δγ_p", dgp)
     p.then("first order in l", -a**2 * l / (D_p * N0), by="series", var=l, order=2)
     p.conclude(-a**2 * l / (D_p * N0))
-    p.start("first-order balance", a * (a * l / N0) + D_p * (-a**2 * l / (D_p * N0)))
+    p.start("first-order balance |D_a|·Δγ_a + |D_p|·Δγ_p",
+            sp.Add(sp.Mul(a, a * l / N0, evaluate=False), sp.Mul(D_p, -a**2 * l / (D_p * N0), evaluate=False),
+                   evaluate=False))
     p.then("the first-order terms cancel", sp.Integer(0), by="cancel",
            why="|D_a|·|Δγ_a| = |D_p|·|Δγ_p| to first order: F ∝ k1Δl1 = k2Δl2 with k_i ↔ |D_i|")
     p.conclude(0)

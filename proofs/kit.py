@@ -113,6 +113,12 @@ def _arithmetic(b, a, step, ctx):
     return sp.expand(_rebuild(b) - _rebuild(a))
 
 
+def _at(b, a, step, ctx):
+    ev = _eval(sp.Subs)
+    r = ev(b) - ev(a)
+    return r if r == 0 else sp.cancel(r)
+
+
 def _cancel(b, a, step, ctx):
     return sp.cancel(b - a)
 
@@ -305,6 +311,7 @@ RULES: dict[str, Rule] = {r.name: r for r in [
     Rule("expand", "expand products and powers of before − after; must give 0", _expand),
     Rule("arithmetic", "carry out the arithmetic written out unevaluated (no derivative, integral, sum or limit), "
          "then expand", _arithmetic),
+    Rule("at", "evaluate the written-out substitutions f|_{x = x0}, then cancel", _at),
     Rule("cancel", "rational normal form (cancel) of before − after; must give 0", _cancel),
     Rule("together", "common denominator of before − after, numerator expanded; must give 0", _together),
     Rule("factor", "factor before − after; must give 0", _factor),

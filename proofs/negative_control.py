@@ -53,7 +53,8 @@ def build() -> Derivation:
     p.then("differentiate", a / N, by="diff", why="only log N depends on l once n3 = 0")
     p.conclude(a / N, fact="dγ_p/dl")
     p.start("ratio", sp.Derivative(ga, l) / sp.Derivative(gp, l))
-    p.then("substitute both slopes", (a / N) / (a / N), by="subs", using=["dγ_a/dl", "dγ_p/dl"])
+    p.then("substitute both slopes", sp.Mul(a / N, sp.Pow(a / N, -1, evaluate=False), evaluate=False), by="subs",
+           using=["dγ_a/dl", "dγ_p/dl"])
     p.then("cancel", sp.Integer(1), by="cancel")
     p.conclude(1, name="ratio = +1: both rates worsen together, no elasticity")
     p.sign("dγ_p/dl > 0 (the pre-training rate worsens too)", a / N, "positive")

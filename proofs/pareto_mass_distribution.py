@@ -71,8 +71,9 @@ def build() -> Derivation:
     p.then("log of a quotient", sp.log(1 + beta) - sp.log(beta) - 1 / beta, by="expand_log")
     p.then("recombine", H_ALPHA, by="logcombine")
     p.conclude(H_ALPHA, fact="h")
-    p.fact("h(2) = ln 2 − 1", H_ALPHA.subs(beta, 1), sp.log(2) - 1, by="expand")
-    p.fact("h(3) = ln(3/2) − 1/2", H_ALPHA.subs(beta, 2), sp.log(sp.Rational(3, 2)) - sp.Rational(1, 2), by="expand")
+    p.fact("h(2) = ln 2 − 1", sp.Subs(H_ALPHA, beta, 1), sp.log(2) - 1, by="at", why="α = 2 is β = 1")
+    p.fact("h(3) = ln(3/2) − 1/2", sp.Subs(H_ALPHA, beta, 2), sp.log(sp.Rational(3, 2)) - sp.Rational(1, 2), by="at",
+           why="α = 3 is β = 2")
     # h < 0: h(α) = −∫_β^∞ h'(t) dt with h'(t) = 1/(t²(1+t)) > 0 and h → 0 at ∞.
     hp = 1 / (t**2 * (1 + t))
     p.start("dh/dβ", sp.Derivative(H_ALPHA, beta))

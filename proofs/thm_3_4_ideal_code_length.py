@@ -72,7 +72,8 @@ def build() -> Derivation:
     p.then("Taylor remainder: (x − 1)²·∫_0^∞ dσ/((1+σ)(1+xσ)²)", (xg - 1)**2 * J(xg), by="ftc", antiderivative=FJ,
            why="partial fractions; ψ(1) = ψ'(1) = 0, ψ'' = 1/x²")
     p.conclude((xg - 1)**2 * J(xg), fact="ψ = (x−1)²·J")
-    p.fact("x = 1: both sides are 0", psi(sp.Integer(1)), 0 * J(sp.Integer(1)), by="expand")
+    p.fact("x = 1: both sides are 0", sp.Subs(psi(xg) - (xg - 1)**2 * J(xg), xg, 1), 0, by="at",
+           why="so ψ(x) = (x − 1)²·J(x) for every x > 0")
     p.define("Kraft: Σ r_j = 1 − κ", sp.Sum(r_[j], (j, 1, M)), 1 - kappa,
              why="r_j = 2^(−ℓ_j); a prefix code has κ ≥ 0 (Kraft 1949)")
     gibbs = sp.Sum(p_[j] * (r_[j] / p_[j] - 1)**2 * J(r_[j] / p_[j]), (j, 1, M)) + kappa
@@ -148,7 +149,7 @@ def build() -> Derivation:
            by="arithmetic", why="a complete prefix code")
     p.sign("H(P) > 0", Hex, "positive")
     p.sign("H(P) < 1", 1 - Hex, "positive", why="≈ 0.922 bits")
-    p.fact("⌈H⌉ = 1", sp.ceiling(Hex), 1, by="expand", why="0 < H < 1")
+    p.fact("⌈H⌉ = 1", sp.ceiling(Hex, evaluate=False), 1, by="arithmetic", why="0 < H < 1")
     p.sign("E[L_Huff] − ⌈H⌉ = 1/5 > 0", sp.Rational(6, 5) - sp.ceiling(Hex), "positive",
            why="so ⌈|x|/d⌉·⌈H⌉ underestimates the Huffman length here")
     return p

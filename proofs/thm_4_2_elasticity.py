@@ -78,15 +78,15 @@ def build() -> Derivation:
     # the ratio
     p.define("k", k, D_p / a, why="k = |D_p|/|D_a|")
     p.define("ρ3", rho3, n3 / D_p, why="ρ3 = n3/|D_p|")
-    p.start("ratio", DGA / DGP)
+    p.start("ratio", sp.Mul(DGA, sp.Pow(DGP, -1, evaluate=False), evaluate=False))
     p.then("cancel the common factors", RATIO_N, by="cancel")
     p.then("write in k and ρ3", RATIO, by="subs", using=["k", "ρ3"])
     p.conclude(RATIO)
     p.start("limit l → 0", sp.Limit(RATIO, l, 0, "+"))
     p.then("evaluate the limit", -k, by="limit")
     p.conclude(-k, name="ratio → −k as l → 0 (so the Θ(−k) law holds)")
-    p.fact("dγ_a/dl at l = 0", DGA.subs(l, 0), a / (D_p + a), by="cancel", why="≈ 1/k for k ≫ 1")
-    p.fact("dγ_p/dl at l = 0", DGP.subs(l, 0), -a**2 / (D_p * (D_p + a)), by="cancel", why="≈ −1/k²")
+    p.fact("dγ_a/dl at l = 0", sp.Subs(DGA, l, 0), a / (D_p + a), by="at", why="≈ 1/k for k ≫ 1")
+    p.fact("dγ_p/dl at l = 0", sp.Subs(DGP, l, 0), -a**2 / (D_p * (D_p + a)), by="at", why="≈ −1/k²")
     # signs of dγ_p/dl around the threshold l* = n3/(n1 + n2)
     thr = n3 / (n1 + n2)
     p.sign("dγ_p/dl < 0 for 0 ≤ l < n3/(n1+n2)", DGP.subs(l, thr * u / (1 + u)), "negative",
@@ -105,7 +105,7 @@ def build() -> Derivation:
            why="l = (ρ3/2)/(1 + v), v ≥ 0")
     p.sign("2k + 1 − |ratio| ≥ 0 on (0, ρ3/2]", (2 * D_p / a + 1 - abs_ratio).subs(l, l_in), "nonnegative",
            why="l = (ρ3/2)/(1 + v), v ≥ 0")
-    p.fact("|ratio| = k at l = 0", abs_ratio.subs(l, 0), D_p / a, by="cancel", why="so k ≤ k ≤ 2k + 1 at l = 0")
+    p.fact("|ratio| = k at l = 0", sp.Subs(abs_ratio, l, 0), D_p / a, by="at", why="so k ≤ k ≤ 2k + 1 at l = 0")
     return p
 
 

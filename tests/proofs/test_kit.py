@@ -33,6 +33,7 @@ def _chain(before, after, by, **opts) -> Derivation:
     ("integrate", sp.Integral(x, (x, 0, 1)), sp.Rational(1, 2), sp.Rational(1, 3)),
     ("series", sp.exp(x), 1 + x + x**2 / 2, 1 + x + x**2),
     ("simplify", sp.sin(x)**2 + sp.cos(x)**2, sp.Integer(1), sp.Integer(2)),
+    ("at", sp.Subs(x**2 + y, x, 2), 4 + y, 2 + y),
     ("arithmetic", sp.Add(sp.Mul(sp.Rational(4, 5), 1, evaluate=False), sp.Rational(2, 5), evaluate=False),
      sp.Rational(6, 5), sp.Rational(7, 5)),
 ], ids=lambda v: v if isinstance(v, str) else None)
