@@ -45,11 +45,12 @@ def run_one(name: str, *, companions: bool = True, seed: int = 0) -> DerivationR
     result = derivation.check()
     result.seconds = time.perf_counter() - t
     if companions and hasattr(module, "companion"):
-        checks, error, secs = run_companion(module.companion, seed)
-        if error and "CompanionUnavailable" in error:
-            last = error.strip().splitlines()[-1]
-            result.companion, result.companion_error = None, "not run: " + last.split(":", 1)[-1].strip()
-            result.companion_seconds = secs
+        t = time.perf_counter()
+        try:
+            checks, error, secs = run_companion(module.companion, seed, reraise=(CompanionUnavailable,))
+        except CompanionUnavailable as exc:
+            result.companion, result.companion_error = None, f"not run: {exc}"
+            result.companion_seconds = time.perf_counter() - t
         else:
             result = result.with_companion(checks, error, secs)
     return result
@@ -138,7 +139,6 @@ def _render_one(i: int, r: DerivationResult) -> list[str]:
           f"*Module* `proofs/{d.name}.py` · *Status* **{r.status}**: {r.reason}", "",
           f"**Statement.** {d.statement}", "", f"**Source.** {d.source}", "",
           f"**Assumptions.** {d.assumptions}", "", f"**Conventions.** {d.conventions}", ""]
-    by_step = {id(s.step): s for s in r.steps}
     chain_open = False
     for s in r.steps:
         step = s.step
@@ -184,7 +184,6 @@ def _render_one(i: int, r: DerivationResult) -> list[str]:
             md += ["", "```", s.message, "```", ""]
     if chain_open:
         md += [r"\end{aligned}", "$$", ""]
-    del by_step
     md.append("")
     if r.companion is not None or r.companion_error:
         md += ["**Numeric companion** (tokentree):", ""]

@@ -117,13 +117,11 @@ def companion(rng):
 
     checks = []
     for kk, aa, M_, ll in ((10, 4_000, 100, 0.01), (100, 20_000, 400, 0.005), (1000, 20_000, 100, 0.002)):
-        rho = 1 / 3
         n = (kk * aa // 3, kk * aa // 3, kk * aa - 2 * (kk * aa // 3), aa)
         emp = c.counts_model_ratio(n, M_, ll, rng)
         pred = predicted_secant_ratio(*n, M_, ll)
         checks.append(check_close(f"counts ratio k={kk}, a={aa}, M={M_}, l={ll:g} vs first-order formula (secant)",
                                   emp, pred, rtol=0.05))
-        del rho
     n = (50_000, 50_000, 50_000, 10_000)
     emp = c.counts_model_ratio(n, 30_000, 0.01, rng)
     checks.append(check_true("M ≫ a (M=3e4, a=1e4, k=15): ratio > 0, elasticity vanishes", emp, "> 0", emp > 0))

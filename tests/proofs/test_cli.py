@@ -133,3 +133,24 @@ def test_whole_prove_command_runs_under_a_minute(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "8 statements" in proc.stdout and "0 FAILED" in proc.stdout
     assert wall < 60, f"elasticity prove took {wall:.1f} s"
+
+
+def test_missing_tokentree_function_means_companion_not_run(monkeypatch):
+    from proofs import _companions, _runner
+
+    def missing(name):
+        raise _companions.CompanionUnavailable(f"tokentree.{name} is not available")
+
+    monkeypatch.setattr(_companions, "tt", missing)
+    res = _runner.run_one("thm_4_2_elasticity")
+    assert res.status == "VERIFIED" and res.companion is None
+    assert res.companion_error.startswith("not run: tokentree.pareto_tree is not available")
+
+
+def test_companion_disagreement_fails_the_statement(monkeypatch):
+    from proofs import _runner, negative_control
+    from proofs.kit import check_close
+
+    monkeypatch.setattr(negative_control, "companion", lambda rng: [check_close("planted", 2.0, 1.0, atol=1e-6)])
+    res = _runner.run_one("negative_control")
+    assert res.status == "FAILED" and "numeric companion failed: planted" in res.reason
