@@ -38,6 +38,8 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         names = _runner.resolve_names(args.statements)
+        if args.seed < 0:
+            raise ValueError(f"--seed must be an integer >= 0; got {args.seed}.")
     except ValueError as exc:
         print(f"elasticity prove: error: {exc}", file=sys.stderr)
         return 2

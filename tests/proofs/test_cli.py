@@ -84,6 +84,11 @@ def test_unknown_statement_is_a_clear_error(capsys):
     assert "STATEMENT must be one of" in err and "got 'thm_9_9'" in err
 
 
+def test_negative_seed_is_a_clear_error(capsys):
+    assert cli.main(_args("negative", "--seed", "-1")) == 2
+    assert "--seed must be an integer >= 0; got -1" in capsys.readouterr().err
+
+
 def test_ambiguous_prefix_is_an_error():
     with pytest.raises(ValueError, match="ambiguous"):
         proofs.resolve_names(["thm"])
