@@ -133,10 +133,11 @@ def plot_rebound(ours: Mapping, path: str | Path, *, scale: float, ylabel: str =
 
 
 def plot_table3(positives: Sequence[float], kl_after: Mapping, neg_to_eps: Mapping, path: str | Path, *,
-                scale: float, epsilon: float) -> Path:
+                scale: float, epsilon: float, lower_bound: float | None = None) -> Path:
     """Table 3 beside ours: (a) KL to the pre-trained model after positive SFT, (b) negatives needed to
     bring it under ε. ``kl_after`` and ``neg_to_eps`` are bands over ``positives``; ``neg_to_eps``
-    values may be None (never under ε), drawn as gaps."""
+    values may be None (never under ε in some seed), drawn as a down-triangle at ``lower_bound`` (the
+    largest negative volume tried) when given."""
     positives = list(positives)
     _check_band("kl_after", kl_after, len(positives))
     plt = _pyplot()
@@ -153,6 +154,10 @@ def plot_table3(positives: Sequence[float], kl_after: Mapping, neg_to_eps: Mappi
     if ok:
         band = {k: [neg_to_eps[k][i] for i in ok] for k in ("mean", "low", "high")}
         _errorbar(twin1, [xs[i] for i in ok], band, fmt="o-", color="C0", label=f"ours (ε = {epsilon:g})")
+    never = [i for i, m in enumerate(neg_to_eps["mean"]) if m is None]
+    if never and lower_bound is not None:
+        twin1.plot([xs[i] for i in never], [lower_bound] * len(never), "^", color="C3", ms=8,
+                   label=f"ours: never under ε (> {lower_bound:g})")
     for ax, twin, name in ((axes[0], twin0, "KL to pre-trained after positive SFT"),
                            (axes[1], twin1, "negatives to bring KL under ε")):
         ax.set_xscale("log")

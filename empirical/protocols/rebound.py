@@ -512,7 +512,7 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
         eps["low"].append(ci[0] if ci else m)
         eps["high"].append(ci[1] if ci else m)
     paper_plots.plot_table3(list(config.data.positives), after, eps, out_dir / "fig_table3.png", scale=scale,
-                            epsilon=config.kl_epsilon)
+                            epsilon=config.kl_epsilon, lower_bound=max(config.data.negatives))
     figures.append("fig_table3.png")
     extra = {"statistics": finite_or_none(stats), "n_parameters": records[0]["n_parameters"],
              "seed_wall_time_s": [r["wall_time_s"] for r in records]}

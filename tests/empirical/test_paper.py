@@ -71,7 +71,7 @@ def test_plots_write_pngs_that_label_the_papers_values(tmp_path):
     assert out.stat().st_size > 10_000
     out = paper_plots.plot_table3([100, 1000], _band([0.2, 0.3]),
                                   {"mean": [50.0, None], "low": [40.0, None], "high": [60.0, None]},
-                                  tmp_path / "t3.png", scale=0.1, epsilon=0.05)
+                                  tmp_path / "t3.png", scale=0.1, epsilon=0.05, lower_bound=200)
     assert out.stat().st_size > 10_000
     out = paper_plots.plot_scaling("size", ["a", "b", "c"], [1e4, 1e5, 1e6],
                                    {"mean": [80.0, 60.0, None], "low": [70.0, 50.0, None],
