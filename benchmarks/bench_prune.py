@@ -7,7 +7,7 @@ import numpy as np
 import formulations as F
 import tokentree as tt
 from bench_tree import TREE_DEPTHS, tree_of_size
-from tokentree import _kernels as K
+from tokentree.prune import pruned_arrays
 
 SIZES_prune = list(TREE_DEPTHS)
 PYTHON_MAX_prune = 10**6
@@ -24,7 +24,7 @@ def setup_prune(n):
 
 def time_prune_numba(s):
     t = s["tree"]
-    return K.prune_arrays(t.depth, t.eos_mass, t.subtree_mass, t.child_start, t.child_count, s["d"])
+    return pruned_arrays(t.depth, t.eos_mass, t.subtree_mass, t.child_start, t.child_count, s["d"])
 
 
 def time_prune_numpy(s):

@@ -11,6 +11,7 @@ import numpy as np
 import formulations as F
 import tokentree as tt
 from tokentree import _kernels as K
+from tokentree.tree import build_trie_arrays
 
 # ----------------------------------------------------------------------------- build_trie
 SIZES_build_trie = [10**3, 10**4, 10**5, 10**6]  # number of sampled sequences
@@ -36,7 +37,7 @@ def setup_build_trie(n):
 
 
 def time_build_trie_numba(s):
-    return K.build_trie(s["tokens"], s["offsets"], s["weights"], s["V"])
+    return build_trie_arrays(s["tokens"], s["offsets"], s["weights"], s["V"])
 
 
 def time_build_trie_numpy(s):
@@ -59,7 +60,7 @@ def nodes_build_trie(s):
 
 def extra_build_trie(s):
     return {"n_sequences": int(s["offsets"].size - 1), "n_tokens": int(s["tokens"].size),
-            "n_trie_nodes": int(K.build_trie(s["tokens"], s["offsets"], s["weights"], s["V"])[0].size)}
+            "n_trie_nodes": int(build_trie_arrays(s["tokens"], s["offsets"], s["weights"], s["V"])[0].size)}
 
 
 # ----------------------------------------------------------------------------- tree inputs of 10^3..10^7 nodes
@@ -84,7 +85,7 @@ BYTES_subtree = 40  # per node: eos, child_start, child_count read; out written,
 def setup_subtree(n):
     t = tree_of_size(n)
     s = {"eos": t.eos_mass, "start": t.child_start, "count": t.child_count, "bounds": F.layer_bounds(t.depth),
-         "expected": t.subtree_mass}
+         "expected": t.subtree_mass, "out": np.empty(t.n_nodes)}
     if n <= PYTHON_MAX_subtree:
         s["parent_list"] = t.parent.tolist()
         s["eos_list"] = t.eos_mass.tolist()
@@ -92,7 +93,13 @@ def setup_subtree(n):
 
 
 def time_subtree_numba(s):
-    return K.subtree_from_eos(s["eos"], s["start"], s["count"])
+    """The additive pass into a preallocated output (as the copy baseline writes into one)."""
+    return K.subtree_from_eos(s["eos"], s["start"], s["count"], s["out"])
+
+
+def time_subtree_public(s):
+    """Allocation included: np.empty + the pass (what TokenTree construction does)."""
+    return K.subtree_from_eos(s["eos"], s["start"], s["count"], np.empty_like(s["eos"]))
 
 
 def time_subtree_numpy(s):

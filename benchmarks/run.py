@@ -111,11 +111,12 @@ COMPILE_SCRIPT = textwrap.dedent("""
     off = np.array([0, 1, 2], dtype=np.int64)
     w = np.ones(2)
     calls = {
-        "build_trie": lambda: K.build_trie(i1, off, w, 2),
+        "build_trie": lambda: K.build_trie(i1, off, w, 2, np.empty((14, 2), dtype=np.int64)),
         "children_from_parent": lambda: K.children_from_parent(np.array([-1, 0, 0], dtype=np.int64)),
-        "subtree_from_eos": lambda: K.subtree_from_eos(np.array([0.0, 0.5, 0.5]), np.array([1, 3, 3]), np.array([2, 0, 0])),
-        "prune_arrays": lambda: K.prune_arrays(np.array([1, 2, 2]), np.array([0.0, 0.5, 0.5]), np.array([1.0, 0.5, 0.5]),
-                                               np.array([1, 3, 3]), np.array([2, 0, 0]), 1),
+        "subtree_from_eos": lambda: K.subtree_from_eos(np.array([0.0, 0.5, 0.5]), np.array([1, 3, 3]), np.array([2, 0, 0]),
+                                                       np.empty(3)),
+        "prune_into": lambda: K.prune_into(np.array([1.0, 0.5, 0.5]), 0, np.empty(1), np.empty(1, dtype=np.int64),
+                                           np.empty(1, dtype=np.int64)),
         "mix_masses": lambda: K.mix_masses(np.zeros(2), np.ones(2), np.array([0, -1]), 0.5),
         "huffman_lengths": lambda: K.huffman_lengths(np.array([0.5, 0.25, 0.25])),
         "union_nodes": lambda: K.union_nodes(np.array([1, 3, 3]), np.array([2, 0, 0]), np.array([-1, 0, 1]),

@@ -77,7 +77,7 @@ def prune_prefix_dict(eos: dict, depth: int) -> dict:
 
 
 def prune_eos(parent, depth_list, eos, subtree, d):
-    """Reference for ``_kernels.prune_arrays``: EOS list of the pruned tree (kept nodes are a BFS prefix)."""
+    """Reference for ``_kernels.prune_into``: EOS list of the pruned tree (kept nodes are a BFS prefix)."""
     out = []
     for i in range(len(parent)):
         if depth_list[i] < d:

@@ -46,16 +46,35 @@ def prune(tree: TokenTree, depth: int) -> TokenTree:
     """
     check_tree(tree)
     d = check_depth(depth)
-    n_keep, eos, start, count = _kernels.prune_arrays(tree.depth, tree.eos_mass, tree.subtree_mass,
-                                                      tree.child_start, tree.child_count, d)
+    n_keep, eos, start, count = pruned_arrays(tree.depth, tree.eos_mass, tree.subtree_mass,
+                                              tree.child_start, tree.child_count, d)
     return TokenTree._trusted(tree.vocab_size, tree.parent[:n_keep].copy(), tree.token[:n_keep].copy(),
                               tree.depth[:n_keep].copy(), eos, tree.subtree_mass[:n_keep].copy(), start, count)
+
+
+def pruned_arrays(depth_arr, eos, subtree, child_start, child_count, d):
+    """(n_keep, eos, child_start, child_count) of the pruned tree, for validated arrays (no checks).
+
+    The kept nodes are a prefix of the BFS order; the layer bounds come from ``np.searchsorted`` on
+    the non-decreasing depth array, the outputs are allocated by numpy and filled by the kernel.
+    """
+    n_keep = int(np.searchsorted(depth_arr, d, side="right"))
+    first_d = int(np.searchsorted(depth_arr, d, side="left"))
+    new_eos = np.empty(n_keep, dtype=np.float64)
+    new_start = np.empty(n_keep, dtype=np.int64)
+    new_count = np.empty(n_keep, dtype=np.int64)
+    # layers 1..d-1 are copied unchanged (memcpy); the kernel writes the lumped layer d
+    new_eos[:first_d] = eos[:first_d]
+    new_start[:first_d] = child_start[:first_d]
+    new_count[:first_d] = child_count[:first_d]
+    _kernels.prune_into(subtree, first_d, new_eos, new_start, new_count)
+    return n_keep, new_eos, new_start, new_count
 
 
 def prune_eos_masses(tree: TokenTree, depth: int) -> np.ndarray:
     """Just the EOS masses of ``prune(tree, depth)`` (all of them, zeros included), without building a tree."""
     check_tree(tree)
     d = check_depth(depth)
-    _, eos, _, _ = _kernels.prune_arrays(tree.depth, tree.eos_mass, tree.subtree_mass,
-                                         tree.child_start, tree.child_count, d)
+    _, eos, _, _ = pruned_arrays(tree.depth, tree.eos_mass, tree.subtree_mass, tree.child_start,
+                                 tree.child_count, d)
     return eos

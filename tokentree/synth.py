@@ -145,7 +145,7 @@ def _complete_tree(parent, token, eos, v) -> TokenTree:
     depth = np.empty(parent.size, dtype=np.int64)
     depth[0] = 1
     _kernels.fill_depth(parent, depth)
-    sub = _kernels.subtree_from_eos(eos, start, count)
+    sub = _kernels.subtree_from_eos(eos, start, count, np.empty_like(eos))
     return TokenTree._trusted(v, parent, token, depth, eos, sub, start, count, check=True)
 
 
@@ -205,7 +205,7 @@ def markov_tree(depth: int, vocab_size: int = 2, *, eos_prob: float = 0.2, trans
     _kernels.fill_depth(parent, depth_arr)
     eos = np.where(depth_arr == d, mass, mass * pe)
     start, count = _kernels.children_from_parent(parent)
-    sub = _kernels.subtree_from_eos(eos, start, count)
+    sub = _kernels.subtree_from_eos(eos, start, count, np.empty_like(eos))
     return TokenTree._trusted(v, parent, token, depth_arr, eos, sub, start, count, check=True)
 
 

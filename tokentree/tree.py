@@ -198,7 +198,7 @@ class TokenTree:
         if not np.all(np.isfinite(e)) or (e.size and e.min() < 0):
             i = int(np.flatnonzero(~(np.isfinite(e) & (e >= 0)))[0])
             raise InvalidInputError(f"eos_mass must be non-negative and finite; got {float(e[i])!r} at node {i}.")
-        sub = _kernels.subtree_from_eos(e, start, count)
+        sub = _kernels.subtree_from_eos(e, start, count, np.empty_like(e))
         return cls(vocab_size=v, parent=p, token=t, depth=depth, eos_mass=e, subtree_mass=sub,
                    child_start=start, child_count=count)
 
@@ -257,9 +257,9 @@ class TokenTree:
 
     @classmethod
     def _from_flat_trusted(cls, flat, off, w, vocab_size) -> "TokenTree":
-        parent, token, depth, eos_w = _kernels.build_trie(flat, off, w, vocab_size)
+        parent, token, depth, eos_w = build_trie_arrays(flat, off, w, vocab_size)
         start, count = _kernels.children_from_parent(parent)
-        sub_w = _kernels.subtree_from_eos(eos_w, start, count)
+        sub_w = _kernels.subtree_from_eos(eos_w, start, count, np.empty_like(eos_w))
         total = sub_w[0]
         if not total > 0:
             raise EmptyTreeError("counts must have a positive total (the dataset must hold some mass).")
@@ -403,6 +403,12 @@ class TokenTree:
         token = np.concatenate([[-1], pre, self.token[1:]]).astype(np.int64)
         eos = np.concatenate([np.zeros(k), self.eos_mass])
         return TokenTree.from_eos_masses(parent, token, eos, v)
+
+
+def build_trie_arrays(flat: np.ndarray, offsets: np.ndarray, weights: np.ndarray, vocab_size: int):
+    """(parent, token, depth, eos_weight) of the trie of validated sequences (the build_trie kernel)."""
+    work = np.empty((14, offsets.size - 1), dtype=np.int64)
+    return _kernels.build_trie(flat, offsets, weights, vocab_size, work)
 
 
 def _depth_from_parent(parent: np.ndarray) -> np.ndarray:
