@@ -97,15 +97,18 @@ def build() -> Derivation:
 def companion(rng):
     """Law of large numbers: M = 2·10⁶ i.i.d. Pareto masses, normalised; H − log M → h(α).
 
-    Masses from tokentree.pareto_masses, entropy from tokentree.entropy_bits (converted to nats). Tolerance 3·10⁻³ nats at
-    α = 2 (infinite variance of Q log Q: slow) and 10⁻³ at α = 3 (digest §5.1 item 11).
+    Masses from tokentree.pareto_masses, entropy from tokentree.entropy_bits (converted to nats).
+    Tolerance 3·10⁻³ nats at α = 3 and α = 5: the spread over 12 seeds at M = 2·10⁶ was sd 6.5·10⁻⁴
+    (α = 3). α ≤ 2 is not checked here: Q log Q has infinite variance, the error is heavy-tailed
+    (sd 6·10⁻³ over 12 seeds, and single seeds beyond 3·10⁻²), so no fixed tolerance is honest
+    (digest §5.1 item 11: slow).
     """
     from proofs import _companions as c
 
     checks = []
     n = 2_000_000
-    for a_val, tol, note in ((3.0, 3e-3, ""), (5.0, 3e-3, ""), (2.0, 3e-2, ", slow: infinite variance")):
+    for a_val in (3.0, 5.0):
         masses = c.pareto_masses(n, a_val, rng)
         h_meas = c.entropy_nats(masses) - math.log(n)
-        checks.append(check_close(f"H − log M at α={a_val:g}, M=2e6 (nats{note})", h_meas, h_nats(a_val), atol=tol))
+        checks.append(check_close(f"H − log M at α={a_val:g}, M=2e6 (nats)", h_meas, h_nats(a_val), atol=3e-3))
     return checks
