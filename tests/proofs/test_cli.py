@@ -159,3 +159,11 @@ def test_companion_disagreement_fails_the_statement(monkeypatch):
     monkeypatch.setattr(negative_control, "companion", lambda rng: [check_close("planted", 2.0, 1.0, atol=1e-6)])
     res = _runner.run_one("negative_control")
     assert res.status == "FAILED" and "numeric companion failed: planted" in res.reason
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 7, 13])
+def test_companions_hold_for_other_seeds(seed):
+    results = proofs.run_all(seed=seed)
+    bad = {r.derivation.name: r.reason for r in results if r.status == "FAILED"}
+    assert not bad, bad
