@@ -190,7 +190,13 @@ def _first_crossing(ns: list[int], values: list[float], below: float) -> float |
 
 # --- the protocol ---------------------------------------------------------------------------
 
-def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
+def run(config: Config, out_dir: Path, *, progress: bool = True, units: tuple[str, ...] | None = None) -> dict:
+    """Run (or resume) the protocol and write ``summary.json``.
+
+    ``units`` (part keys such as ``"seed1_base"``, ``"seed1_pos160"``) restricts this process to those
+    units, so that several processes can share one output folder, each computing different parts;
+    the summary is written only once every part exists (a final plain ``run`` writes it).
+    """
     from ..pretrained import finetune, prepare_model
     from ..sentiment import SentimentTrainConfig, imdb_sentiment_classifier
     from ..text_data import imdb_splits, load_imdb
@@ -221,12 +227,15 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
             state["neg"] = _tokenize(pm.tokenizer, splits.negative, ft.max_length)
         return state["judge"]
 
-    units: dict[tuple[int, int], dict] = {}
+    results: dict[tuple[int, int], dict] = {}
     bases: dict[int, dict] = {}
+    missing: list[str] = []
     for si, s in enumerate(seeds):
         key = f"seed{si}_base"
         rec = store.get(key)
-        if rec is None:
+        if rec is None and units is not None and key not in units:
+            missing.append(key)
+        elif rec is None:
             j = judge()
             state["pm"].reset(s)
             rec = store.put(key, {"seed": s, **j(s, f"seed {si}: base", base=True)})
@@ -236,6 +245,9 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
         for v in grid.positive_volumes:
             key = f"seed{si}_pos{v}"
             rec = store.get(key)
+            if rec is None and units is not None and key not in units:
+                missing.append(key)
+                continue
             if rec is None:
                 j = judge()
                 pm, tu = state["pm"], time.perf_counter()
@@ -260,19 +272,22 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
                                       "positive_final_loss_nats": log.final_loss_nats,
                                       "negative_train_loss_nats": [float(x) for x in neg_losses],
                                       "wall_time_s": round(time.perf_counter() - tu, 1)})
-            units[(si, v)] = rec
+            results[(si, v)] = rec
+    if missing:
+        return {"missing_parts": missing}
     pm = state.get("pm")
-    return _summarise(config, out_dir, seeds, bases, units, clf_report, splits.summary(),
+    return _summarise(config, out_dir, seeds, bases, results, clf_report, splits.summary(),
                       pm.load_time_s if pm else None, started, t0)
 
 
-def _band(values_per_x: list[list[float]]) -> dict:
+def _band(values_per_x: list[list[float]], lo: float = -np.inf, hi: float = np.inf) -> dict:
+    """Mean and Student-t CI per x, the CI clipped to [lo, hi] (a fraction's CI over 2 seeds can leave [0, 1])."""
     band = {"mean": [], "low": [], "high": []}
     for vals in values_per_x:
         m, ci = mean_ci(vals)
         band["mean"].append(m)
-        band["low"].append(ci[0] if ci else m)
-        band["high"].append(ci[1] if ci else m)
+        band["low"].append(max(lo, ci[0]) if ci else m)
+        band["high"].append(min(hi, ci[1]) if ci else m)
     return band
 
 
@@ -410,19 +425,19 @@ def _figures(out_dir, config, P, Ns, S, score, kl, base_mean, to_eps, eps) -> li
     figures = []
     scale_neg = Ns[-1] / 2000.0  # our largest negative volume drawn at the paper's 2000
     ours = {"negatives": Ns, "pretrained": base_mean,
-            "curves": {v: _band([[score[(si, v)][i] for si in S] for i in range(len(Ns))]) for v in P}}
+            "curves": {v: _band([[score[(si, v)][i] for si in S] for i in range(len(Ns))], 0.0, 1.0) for v in P}}
     paper_plots.plot_rebound(ours, out_dir / "fig_rebound.png", scale=scale_neg,
                              ylabel="positive fraction (offline IMDb judge)",
                              title=f"ours: {config.model.name}, IMDb, mean ± CI over {len(S)} seeds")
     figures.append("fig_rebound.png")
     kl_ours = {"negatives": Ns, "pretrained": 0.0,
-               "curves": {v: _band([[kl[(si, v)][i] for si in S] for i in range(len(Ns))]) for v in P}}
+               "curves": {v: _band([[kl[(si, v)][i] for si in S] for i in range(len(Ns))], 0.0) for v in P}}
     paper_plots.plot_rebound(kl_ours, out_dir / "fig_rebound_kl.png", scale=scale_neg,
                              ylabel="KL to base (nats/token)",
                              title=f"ours: KL to the base model, {config.model.name}")
     figures.append("fig_rebound_kl.png")
     if len(P) >= 2:
-        kl_after = _band([[kl[(si, v)][0] for si in S] for v in P])
+        kl_after = _band([[kl[(si, v)][0] for si in S] for v in P], 0.0)
         means, lows, highs = [], [], []
         for v in P:
             vals = [to_eps[(si, v)] for si in S]
