@@ -63,11 +63,7 @@ def pruned_arrays(depth_arr, eos, subtree, child_start, child_count, d):
     new_eos = np.empty(n_keep, dtype=np.float64)
     new_start = np.empty(n_keep, dtype=np.int64)
     new_count = np.empty(n_keep, dtype=np.int64)
-    # layers 1..d-1 are copied unchanged (memcpy); the kernel writes the lumped layer d
-    new_eos[:first_d] = eos[:first_d]
-    new_start[:first_d] = child_start[:first_d]
-    new_count[:first_d] = child_count[:first_d]
-    _kernels.prune_into(subtree, first_d, new_eos, new_start, new_count)
+    _kernels.prune_into(eos, subtree, child_start, child_count, first_d, new_eos, new_start, new_count)
     return n_keep, new_eos, new_start, new_count
 
 
