@@ -172,8 +172,11 @@ def _gammas(config: Config, r: dict) -> dict:
 
 
 def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
+    from ._common import setup_torch
+
     t0, started = time.perf_counter(), utc_now()
     out_dir = Path(out_dir)
+    setup_torch(config.train.threads)  # also imports torch, so that the summary's env names the device
     store = PartStore(out_dir, config)
     ts = config.perturbation_sizes()
     ls_used = [t / config.alignment_size for t in ts]

@@ -168,8 +168,11 @@ def _seed_unit(config: Config, j: int, progress: bool) -> dict:
 
 
 def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
+    from ._common import setup_torch
+
     t0, started = time.perf_counter(), utc_now()
     out_dir = Path(out_dir)
+    setup_torch(config.pretrain.threads)  # also imports torch, so that the summary's env names the device
     store = PartStore(out_dir, config)
     d_p_size = config.n_per_component * config.world.n_components
     units = [(f"seed{j}", (config, j, progress and config.workers <= 1)) for j in range(config.n_seeds)]
@@ -317,8 +320,13 @@ def _plot(out_dir: Path, config: Config, results, hooke, d_p_size: int) -> list[
             means = [hooke[str(a)][str(t)][f"ratio_{term}"]["mean"] for t in tt]
             ax.plot(tt, means, style, color=col, label=f"{term}, a = {a}")
     ax.axhline(-1, color="k", ls=":", label="theory −1")
-    ax.set(xscale="log", yscale="symlog", xlabel="perturbation samples t",
-           ylabel="(a·Δγ_a) / (|D_p|·Δγ_p)", title="Hooke invariant (signed ratio, mean over seeds)")
+    ax.set_yscale("symlog", linthresh=0.01)
+    ax.set(xscale="log", xlabel="perturbation samples t", ylabel="(a·Δγ_a) / (|D_p|·Δγ_p)",
+           title="Hooke invariant (signed ratio, mean over seeds)")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     for axx in axes.flat:
         axx.legend(fontsize=7)
     fig.suptitle(f"Sequential: pre-train |D_p| = {d_p_size}, align a, perturb t ({len(results)} seeds)")
