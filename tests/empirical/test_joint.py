@@ -68,3 +68,5 @@ def test_shipped_joint_configs_resolve_with_enough_seeds():
     for name in ("joint_cpu", "joint_gpu"):
         _, cfg = runner.load(name)
         assert cfg.n_seeds >= 5 and cfg.size_ratio <= 20
+    _, quick = runner.load("joint_quick")
+    assert quick.n_seeds >= 3

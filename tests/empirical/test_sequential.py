@@ -58,6 +58,6 @@ def test_sequential_config_errors(override, match):
 
 
 def test_shipped_sequential_configs_have_three_seeds():
-    for name in ("sequential_cpu", "sequential_gpu"):
+    for name in ("sequential_cpu", "sequential_gpu", "sequential_quick"):
         _, cfg = runner.load(name)
         assert cfg.n_seeds >= 3 and cfg.align_steps(100) == 10

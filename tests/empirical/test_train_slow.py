@@ -25,7 +25,7 @@ def test_tiny_lm_reaches_the_tree_entropy_and_the_mixture_weights():
     counts = [1000, 1300, 1060]                        # D_p per component, plus a = 300 and t = 60
     corpus = world.sample_mixture(counts, seed=0)
     model = build_model(ModelConfig(size="nano"), world.vocab_size, max_positions=world.max_sequence_tokens, seed=0)
-    train(model, batch_stream(corpus, 64, seed=1), TrainConfig(max_steps=700, warmup_steps=50, threads=2),
+    train(model, batch_stream(corpus, 64, seed=1), TrainConfig(max_steps=700, warmup_steps=50, threads=1),
           progress=False)
     lp = marker_logprobs(model, world)
     marker_err = np.abs(lp - np.log(mixture_weights(counts)))
