@@ -33,7 +33,7 @@ from tokentree.config import check_range, config_to_dict
 from tokentree.results import Claim, config_hash, environment, read_json, write_json_atomic, write_text_atomic
 
 __all__ = ["ExperimentBase", "seed_list", "PartStore", "mean_ci", "ls_slope", "write_summary", "write_csv",
-           "utc_now", "setup_torch", "band_verdict", "run_units"]
+           "utc_now", "setup_torch", "band_verdict", "run_units", "ratio_of_means_ci"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +137,39 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, list[f
 
     half = float(stats.t.ppf(0.5 + level / 2, df=x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
     return m, [m - half, m + half]
+
+
+def ratio_of_means_ci(num: Sequence[float], den: Sequence[float],
+                      level: float = 0.95) -> tuple[float, list[float] | None]:
+    """mean(num) / mean(den) over paired replicates, with Fieller's confidence interval.
+
+    Fieller's interval is the set of R with (m_n − R m_d)² <= t² (v_nn − 2R v_nd + R² v_dd), the v's
+    being the variances and covariance of the means. It is bounded only when the denominator's mean is
+    significantly away from 0 (m_d² > t² v_dd); otherwise the ratio is not estimable at this level and
+    the interval is None. Unlike the mean of per-replicate ratios, it is not dominated by a replicate
+    whose denominator happens to sit near zero.
+    """
+    x, y = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    n = x.size
+    if n != y.size or n == 0:
+        raise ValueError(f"num and den must be paired non-empty sequences; got lengths {x.size} and {y.size}.")
+    mx, my = float(x.mean()), float(y.mean())
+    ratio = mx / my if my != 0 else float("nan")
+    if n < 2:
+        return ratio, None
+    from scipy import stats
+
+    t2 = float(stats.t.ppf(0.5 + level / 2, df=n - 1)) ** 2
+    cov = np.cov(x, y, ddof=1) / n
+    vxx, vxy, vyy = float(cov[0, 0]), float(cov[0, 1]), float(cov[1, 1])
+    qa = my * my - t2 * vyy
+    qb = -2 * (mx * my - t2 * vxy)
+    qc = mx * mx - t2 * vxx
+    disc = qb * qb - 4 * qa * qc
+    if qa <= 0 or disc < 0:
+        return ratio, None
+    root = math.sqrt(disc)
+    return ratio, sorted([(-qb - root) / (2 * qa), (-qb + root) / (2 * qa)])
 
 
 def ls_slope(x: Sequence[float], y: Sequence[float]) -> float:

@@ -7,6 +7,7 @@ import sys
 import types
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 
 from empirical import cli, runner
@@ -134,3 +135,20 @@ def test_run_units_runs_missing_units_in_worker_processes_and_stores_them(toy, t
     out = run_units(dict, units, store, workers=2)
     assert out == {"u0": {"done": "before"}, "u1": {"x": 1}, "u2": {"x": 2}}
     assert store.get("u2") == {"x": 2}
+
+
+def test_ratio_of_means_ci_is_fiellers_interval():
+    from scipy import stats
+
+    from empirical.protocols._common import ratio_of_means_ci
+
+    # a denominator without noise: Fieller reduces to the t-interval of the numerator divided by it
+    num, den = [1.0, 2.0, 3.0, 4.0], [-0.5] * 4
+    r, ci = ratio_of_means_ci(num, den)
+    half = stats.t.ppf(0.975, 3) * np.std(num, ddof=1) / 2
+    assert r == pytest.approx(-5.0) and ci == pytest.approx(sorted([(2.5 - half) / -0.5, (2.5 + half) / -0.5]))
+    # a denominator that is not significantly away from zero: no bounded interval
+    assert ratio_of_means_ci([1.0, 1.1, 0.9], [0.1, -0.1, 0.05])[1] is None
+    # the interval is not centred on the ratio: it stretches toward the small-denominator side
+    r, ci = ratio_of_means_ci([1.0, 1.2, 0.8, 1.1, 0.9], [-0.1, -0.06, -0.08, -0.12, -0.09])
+    assert ci[0] < r < ci[1] and (r - ci[0]) > (ci[1] - r)
