@@ -165,13 +165,14 @@ def _axis_claim(cid: str, item: str, axis: str, xs: list[float], labels: list[st
     elif missing:
         why = f"the score did not reach the pre-trained level within {max(cfg.data.negatives)} negatives in {missing} seed(s)"
     else:
-        faster = dci is not None and dci[0] > 0
-        higher = hci is not None and hci[0] > 0
-        why = ("negatives-to-level grows with " + axis + "; "
-               + ("the initial margin drop per sample does grow (the paper's 'faster initial drop'), "
-                  if faster else "the initial margin drop per sample does not grow either, ")
-               + ("but the aligned margin grows too, so there is further to fall" if higher
-                  else "and the aligned margin does not explain it"))
+        def trend(c):
+            return "unmeasured" if c is None else "grows" if c[0] > 0 else "falls" if c[1] < 0 else "does not change measurably"
+
+        head = (f"negatives-to-level grows with {axis}" if verdict == "fails"
+                else f"the trend of negatives-to-level with {axis} is undecided (the CI includes 0)")
+        why = (f"{head}; per decade of {axis} the initial margin drop per negative sample {trend(dci)} "
+               f"(the paper reads 'faster initial drop' into rebound) and the aligned margin, the distance to fall, "
+               f"{trend(hci)}")
     bands = {"mean": [], "low": [], "high": []}
     for j in range(len(xs)):
         vals = [stats[j]["crossing"] for stats in per_seed]

@@ -119,8 +119,8 @@ def test_scaling_reversal_fails_and_names_the_aligned_margin_as_the_explanation(
     cfg = dataclasses_replace_seeds(cfg, 3)
     claim = {c.id: c for c in scaling.scaling_claims(records, cfg)[0]}["scaling.model_size"]
     assert claim.verdict == "fails" and claim.measured > 0
-    assert "initial margin drop per sample does grow" in claim.details["explanation"]
-    assert "aligned margin grows too" in claim.details["explanation"]
+    assert "initial margin drop per negative sample grows" in claim.details["explanation"]
+    assert "the aligned margin, the distance to fall, grows" in claim.details["explanation"]
 
 
 def dataclasses_replace_seeds(cfg, n):
