@@ -262,7 +262,8 @@ def _claims(config: Config, results, hooke, d_p_size: int) -> list[Claim]:
         m, ci = mean_ci(dgp)
         claims.append(Claim(
             id=f"sequential.alignment_raises_gamma_p.a{a}",
-            statement="Alignment makes the pre-training data compress worse: γ_p(aligned) − γ_p(pre-trained) > 0",
+            statement="Alignment makes the pre-training data compress worse: γ_p(aligned) − γ_p(pre-trained) > 0 "
+                      "(every seed)",
             predicted=">0", measured=m, ci=ci,
             verdict="holds" if min(dgp) > 0 else ("fails" if max(dgp) <= 0 else "inconclusive"),
             source="PROTOTYPE.md §4", details={**common, "a": a, "per_seed": dgp}))
@@ -272,7 +273,7 @@ def _claims(config: Config, results, hooke, d_p_size: int) -> list[Claim]:
         claims.append(Claim(
             id=f"sequential.perturbation_restores_gamma_p.a{a}",
             statement=f"The first {t_first} perturbation samples move the model back toward pre-training: "
-                      f"γ_p falls (Δγ_p < 0)",
+                      f"γ_p falls (Δγ_p < 0 in every seed; the CI is over seeds)",
             predicted="<0", measured=m, ci=ci,
             verdict="holds" if max(dfirst) < 0 else ("fails" if min(dfirst) >= 0 else "inconclusive"),
             source="paper §4.2 (elasticity); PROTOTYPE.md §6", details={**common, "a": a, "per_seed": dfirst}))
