@@ -250,7 +250,9 @@ def _paper(claim: dict) -> str:
     return "–"
 
 
-_VERDICT_MARK = {"holds": "✅ holds", "fails": "❌ fails", "inconclusive": "➖ inconclusive"}
+# Plain words (no emoji: a headless browser or terminal without an emoji font shows boxes); the HTML
+# colours them through the v-<verdict> classes.
+_VERDICT_MARK = {"holds": "holds", "fails": "fails", "inconclusive": "inconclusive"}
 
 
 def _figures(section: dict) -> list[Path]:
@@ -324,6 +326,12 @@ def render_report(out: Path, profile: str) -> tuple[Path, Path]:
         else:
             md.append("This part reported no claims.")
             body.append("<p>This part reported no claims.</p>")
+        tables = s["summary"].get("tables") or {}
+        if tables:
+            links = [(name, (s["dir"] / f).relative_to(out).as_posix()) for name, f in tables.items()]
+            md += ["", "Files: " + ", ".join(f"[{n}]({rel})" for n, rel in links)]
+            body.append("<p>Files: " + ", ".join(f"<a href='{html.escape(rel)}'>{html.escape(n)}</a>"
+                                                  for n, rel in links) + "</p>")
         for fig in _figures(s):
             rel = fig.relative_to(out)
             md += ["", f"![{fig.stem}]({rel.as_posix()})"]
@@ -343,7 +351,12 @@ def render_report(out: Path, profile: str) -> tuple[Path, Path]:
 
 def _html_table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    def cell(c) -> str:
+        c = str(c)
+        cls = f" class='v-{c}'" if c in _VERDICT_MARK else ""
+        return f"<td{cls}>{html.escape(c)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(c) for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -355,7 +368,8 @@ th,td{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top
 th{background:#f0f0f0} tr:nth-child(even){background:#fafafa}
 figure{display:inline-block;margin:.5em;max-width:48%} figure img{max-width:100%;border:1px solid #ddd}
 figcaption{font-size:.8em;color:#666} code{background:#f4f4f4;padding:0 .2em}
-.missing{color:#a00}
+.missing{color:#a00} .v-holds{color:#0a6b22;font-weight:600} .v-fails{color:#b00020;font-weight:600}
+.v-inconclusive{color:#8a6d00;font-weight:600}
 """
 
 
