@@ -98,6 +98,15 @@ def run_units(fn, units: Sequence[tuple], store: PartStore, *, workers: int = 1)
     return results
 
 
+def seed_invariant_config(config: Any) -> dict:
+    """The config as a part store's key, without ``n_seeds`` and ``name``: asking for more seeds (or
+    renaming a run) reuses the seeds already finished."""
+    d = config_to_dict(config)
+    d.pop("n_seeds", None)
+    d.pop("name", None)
+    return d
+
+
 class PartStore:
     """One JSON file per finished unit under ``out_dir/parts``, valid only for the same config hash."""
 

@@ -36,11 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tokentree.config import check_range, config_to_dict
+from tokentree.config import check_range
 from tokentree.results import Claim
 
 from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
-from ._common import ExperimentBase, PartStore, ls_slope, mean_ci, seed_list, utc_now, write_csv, write_summary
+from ._common import (ExperimentBase, PartStore, ls_slope, mean_ci, seed_invariant_config, seed_list, utc_now,
+                      write_csv, write_summary)
 
 __all__ = ["ReboundData", "Config", "run", "run_seed", "crossing", "seed_statistics", "finite_or_none", "rebound_claims",
            "curve_bands"]
@@ -458,12 +459,6 @@ def curve_bands(records: list[dict], key: str, variant: str = "volume") -> dict:
 
 # --- run -------------------------------------------------------------------------------------------------
 
-def _part_config(cfg: Config) -> dict:
-    d = config_to_dict(cfg)
-    d.pop("n_seeds")  # more seeds reuse the finished ones
-    d.pop("name")
-    return d
-
 
 def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     """Run every seed (resumable: one part per seed), then write claims, CSV tables and figures."""
@@ -474,7 +469,7 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     t0, started = time.perf_counter(), utc_now()
     out_dir = Path(out_dir)
     setup_torch(config.pretrain.threads)
-    store = PartStore(out_dir, _part_config(config))
+    store = PartStore(out_dir, seed_invariant_config(config))
     records = []
     for i, seed in enumerate(seed_list(config.seed, config.n_seeds)):
         rec = store.get(f"seed{i}")

@@ -31,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tokentree.config import check_range, config_to_dict
+from tokentree.config import check_range
 from tokentree.results import Claim
 
 from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
-from ._common import ExperimentBase, PartStore, mean_ci, seed_list, setup_torch, utc_now, write_csv, write_summary
+from ._common import (ExperimentBase, PartStore, mean_ci, seed_invariant_config, seed_list, setup_torch, utc_now,
+                      write_csv, write_summary)
 from .rebound import finite_or_none
 
 __all__ = ["ResistanceData", "Config", "run", "run_seed", "sample_sequences", "resistance_claims", "PATH_METRICS"]
@@ -293,12 +294,6 @@ def resistance_claims(records: list[dict], cfg: Config) -> tuple[list[Claim], di
     return claims, {"pairs": pairs, **bands}
 
 
-def _part_config(cfg: Config) -> dict:
-    d = config_to_dict(cfg)
-    d.pop("n_seeds")
-    d.pop("name")
-    return d
-
 
 def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     """Run every seed (one resumable part per seed), then write claims, the CSV table and the figure."""
@@ -307,7 +302,7 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     t0, started = time.perf_counter(), utc_now()
     out_dir = Path(out_dir)
     setup_torch(config.pretrain.threads)
-    store = PartStore(out_dir, _part_config(config))
+    store = PartStore(out_dir, seed_invariant_config(config))
     records = []
     for i, seed in enumerate(seed_list(config.seed, config.n_seeds)):
         rec = store.get(f"seed{i}")
