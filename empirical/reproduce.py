@@ -171,6 +171,11 @@ def reproduce(out: Path, profile: str = "quick", *, only=None, force: bool = Fal
         record = {"key": part.key(), "argv": argv, "started_at": _now()}
         try:
             rc = cli_main(argv)
+            if rc == 130:  # the subcommand caught Ctrl-C: keep its saved units and stop the whole job
+                record.update(status="interrupted", wall_time_s=round(time.perf_counter() - t0, 1))
+                parts_state[part.name] = record
+                write_json_atomic(out / "state.json", state)
+                raise KeyboardInterrupt
             record["status"] = "done" if rc == 0 and (part_out / "summary.json").is_file() else "failed"
             if record["status"] == "failed":
                 record["error"] = (f"exit status {rc}" if rc else "the command wrote no summary.json")

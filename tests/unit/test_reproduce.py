@@ -28,11 +28,14 @@ def _fake_module(calls: list):
     def add_arguments(parser):
         parser.add_argument("--out", required=True)
         parser.add_argument("--fail", action="store_true")
+        parser.add_argument("--interrupt", action="store_true")
 
     def main(args):
         calls.append(args.out)
         if args.fail:
             raise RuntimeError("planted failure")
+        if args.interrupt:
+            return 130  # what a subcommand returns after catching Ctrl-C
         from pathlib import Path
 
         out = Path(args.out)
@@ -125,3 +128,18 @@ def test_reproduce_cli_rejects_unknown_only_part(tmp_path, capsys):
     rc = cli.main(["reproduce", "--out", str(tmp_path), "--only", "nonsense"])
     assert rc == 2
     assert "--only must name parts" in capsys.readouterr().err
+
+
+def test_an_interrupted_part_stops_the_job_and_a_rerun_finishes_it(tmp_path, fake_profile, monkeypatch):
+    parts = (reproduce.Part("one", "Part one", ("fake", "--out", "{out}")),
+             reproduce.Part("two", "Part two", ("fake", "--out", "{out}", "--interrupt")),
+             reproduce.Part("three", "Part three", ("fake", "--out", "{out}")))
+    monkeypatch.setitem(reproduce.PROFILES, "test", parts)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce.reproduce(tmp_path, "test", progress=False)
+    assert [c.rsplit("/", 1)[-1] for c in fake_profile] == ["one", "two"], "part three must not start"
+    assert read_json(tmp_path / "state.json")["parts"]["two"]["status"] == "interrupted"
+    fixed = parts[:1] + (reproduce.Part("two", "Part two", ("fake", "--out", "{out}")),) + parts[2:]
+    monkeypatch.setitem(reproduce.PROFILES, "test", fixed)
+    reproduce.reproduce(tmp_path, "test", progress=False)
+    assert [c.rsplit("/", 1)[-1] for c in fake_profile] == ["one", "two", "two", "three"]
