@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from tokentree.config import check_range, config_to_dict
+from tokentree.errors import ConfigError
 from tokentree.results import Claim, config_hash, environment, read_json, write_json_atomic, write_text_atomic
 
 __all__ = ["ExperimentBase", "seed_list", "PartStore", "mean_ci", "ls_slope", "write_summary", "write_csv",
@@ -105,6 +106,28 @@ def seed_invariant_config(config: Any) -> dict:
     d.pop("n_seeds", None)
     d.pop("name", None)
     return d
+
+
+def run_seeds(store: "PartStore", seed: int, n_seeds: int, fn) -> list[dict]:
+    """``fn(i, seed_i)`` for every derived seed, each stored as the resumable part ``seed<i>``, in order."""
+    records = []
+    for i, s in enumerate(seed_list(seed, n_seeds)):
+        rec = store.get(f"seed{i}")
+        if rec is None:
+            rec = store.put(f"seed{i}", fn(i, s))
+        records.append(rec)
+    return records
+
+
+def check_components(config: Any) -> None:
+    """Validate ``aligned_component`` / ``perturbed_component`` against ``world.n_components``."""
+    c = config.world.n_components
+    for name in ("aligned_component", "perturbed_component"):
+        v = getattr(config, name)
+        check_range(name, v, 0 <= v < c, f"an int in [0, {c - 1}] (world.n_components = {c})")
+    if config.aligned_component == config.perturbed_component:
+        raise ConfigError(f"perturbed_component must differ from aligned_component; got both "
+                          f"{config.aligned_component}.")
 
 
 class PartStore:

@@ -41,7 +41,7 @@ from tokentree.errors import ConfigError
 from tokentree.results import Claim, verdict_from_interval
 
 from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
-from ._common import (ExperimentBase, PartStore, band_verdict, ls_slope, mean_ci, ratio_of_means_ci, run_units,
+from ._common import (ExperimentBase, check_components, PartStore, band_verdict, ls_slope, mean_ci, ratio_of_means_ci, run_units,
                       seed_list, utc_now, write_csv, write_summary)
 
 __all__ = ["Config", "run", "mixture_marker_nats", "run_one", "seed_data"]
@@ -77,13 +77,7 @@ class Config(ExperimentBase):
         if len(set(ts)) != len(ts):
             raise ConfigError(f"perturbation_ratios must give distinct perturbation sizes round(l * alignment_size); "
                               f"got sizes {ts} for alignment_size = {self.alignment_size}.")
-        c = self.world.n_components
-        for name in ("aligned_component", "perturbed_component"):
-            v = getattr(self, name)
-            check_range(name, v, 0 <= v < c, f"an int in [0, {c - 1}] (world.n_components = {c})")
-        if self.aligned_component == self.perturbed_component:
-            raise ConfigError(f"perturbed_component must differ from aligned_component; got both "
-                              f"{self.aligned_component}.")
+        check_components(self)
         check_range("fidelity_tolerance", self.fidelity_tolerance, self.fidelity_tolerance > 0, "a float > 0")
         check_range("workers", self.workers, 1 <= self.workers <= 64, "an int in [1, 64] (parallel processes)")
 

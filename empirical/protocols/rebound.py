@@ -40,7 +40,7 @@ from tokentree.config import check_range
 from tokentree.results import Claim
 
 from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
-from ._common import (ExperimentBase, PartStore, ls_slope, mean_ci, seed_invariant_config, seed_list, utc_now,
+from ._common import (ExperimentBase, run_seeds, PartStore, ls_slope, mean_ci, seed_invariant_config, utc_now,
                       write_csv, write_summary)
 
 __all__ = ["ReboundData", "Config", "run", "run_seed", "crossing", "seed_statistics", "finite_or_none", "rebound_claims",
@@ -470,12 +470,8 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     out_dir = Path(out_dir)
     setup_torch(config.pretrain.threads)
     store = PartStore(out_dir, seed_invariant_config(config))
-    records = []
-    for i, seed in enumerate(seed_list(config.seed, config.n_seeds)):
-        rec = store.get(f"seed{i}")
-        if rec is None:
-            rec = store.put(f"seed{i}", run_seed(config, seed, progress=progress))
-        records.append(rec)
+    records = run_seeds(store, config.seed, config.n_seeds,
+                        lambda i, seed: run_seed(config, seed, progress=progress))
     claims, stats = rebound_claims(records, config)
     rows = []
     for i, r in enumerate(records):

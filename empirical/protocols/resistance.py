@@ -35,7 +35,7 @@ from tokentree.config import check_range
 from tokentree.results import Claim
 
 from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
-from ._common import (ExperimentBase, PartStore, mean_ci, seed_invariant_config, seed_list, setup_torch, utc_now,
+from ._common import (ExperimentBase, run_seeds, PartStore, mean_ci, seed_invariant_config, setup_torch, utc_now,
                       write_csv, write_summary)
 from .rebound import finite_or_none
 
@@ -303,12 +303,8 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     out_dir = Path(out_dir)
     setup_torch(config.pretrain.threads)
     store = PartStore(out_dir, seed_invariant_config(config))
-    records = []
-    for i, seed in enumerate(seed_list(config.seed, config.n_seeds)):
-        rec = store.get(f"seed{i}")
-        if rec is None:
-            rec = store.put(f"seed{i}", finite_or_none(run_seed(config, seed, progress=progress)))
-        records.append(rec)
+    records = run_seeds(store, config.seed, config.n_seeds,
+                        lambda i, seed: finite_or_none(run_seed(config, seed, progress=progress)))
     claims, bands = resistance_claims(records, config)
     rows = [{"seed_index": i, **p} for i, r in enumerate(records) for p in r["paths"]]
     write_csv(out_dir / "resistance_paths.csv", rows)

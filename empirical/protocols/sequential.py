@@ -30,7 +30,7 @@ from tokentree.errors import ConfigError
 from tokentree.results import Claim
 
 from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
-from ._common import (ExperimentBase, PartStore, band_verdict, mean_ci, run_units, seed_list, utc_now, write_csv,
+from ._common import (ExperimentBase, check_components, PartStore, band_verdict, mean_ci, run_units, seed_list, utc_now, write_csv,
                       write_summary)
 
 __all__ = ["Config", "run", "evaluate"]
@@ -75,13 +75,7 @@ class Config(ExperimentBase):
             raise ConfigError(f"perturb.decay must be 'constant' with perturb.warmup_steps = 0 (the stream is one "
                               f"pass read at several sizes); got decay={self.perturb.decay!r}, "
                               f"warmup_steps={self.perturb.warmup_steps}.")
-        c = self.world.n_components
-        for name in ("aligned_component", "perturbed_component"):
-            v = getattr(self, name)
-            check_range(name, v, 0 <= v < c, f"an int in [0, {c - 1}] (world.n_components = {c})")
-        if self.aligned_component == self.perturbed_component:
-            raise ConfigError(f"perturbed_component must differ from aligned_component; got both "
-                              f"{self.aligned_component}.")
+        check_components(self)
         check_range("workers", self.workers, 1 <= self.workers <= 64, "an int in [1, 64] (parallel processes)")
 
     def align_steps(self, a: int) -> int:
