@@ -34,3 +34,13 @@ def test_cli_help_and_reproduce_module_do_not_import_torch():
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_prove_and_simulate_commands_do_not_import_torch(tmp_path):
+    code = ("import sys, empirical.cli as c; "
+            f"rc = c.main(['prove', 'eq_joint_mixture', '--no-companions', '--report', r'{tmp_path / 'p'}']); "
+            f"rc |= c.main(['simulate', '--config', 'quick', '--out', r'{tmp_path / 's'}', '--no-progress']); "
+            "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
+            "print(rc, bad); sys.exit(1 if (bad or rc) else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
