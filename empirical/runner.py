@@ -28,7 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tokentree.config import config_from_dict, config_to_dict, parse_override
+from tokentree.config import config_from_dict, config_to_dict, parse_override, set_nested
 from tokentree.errors import ConfigError
 from tokentree.results import config_hash
 
@@ -80,15 +80,6 @@ def load_protocol(name: str) -> ModuleType:
     return module
 
 
-def _set(data: dict, keys: list[str], value: Any) -> None:
-    node = data
-    for k in keys[:-1]:
-        node = node.setdefault(k, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"{'.'.join(keys)}: '{k}' is a value, not a table.")
-    node[keys[-1]] = value
-
-
 def load(path_or_name: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[ModuleType, Any]:
     """(protocol module, its Config built from the TOML file and ``key=value`` overrides), unresolved."""
     path = find_config(path_or_name)
@@ -98,7 +89,7 @@ def load(path_or_name: str | Path, overrides: list[str] | tuple[str, ...] = ()) 
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}.") from None
     for text in overrides:
         keys, value = parse_override(text)
-        _set(data, keys, value)
+        set_nested(data, keys, value)
     if "protocol" not in data:
         raise ConfigError(f"protocol must be set at the top level of {str(path)!r} "
                           f"(one of {', '.join(available_protocols())}); got nothing.")

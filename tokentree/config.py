@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from .errors import ConfigError
 
-__all__ = ["load_config", "config_from_dict", "config_to_dict", "parse_override", "check_range"]
+__all__ = ["load_config", "config_from_dict", "config_to_dict", "parse_override", "set_nested", "check_range"]
 
 T = TypeVar("T")
 
@@ -48,7 +48,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def _set_nested(data: dict, path: list[str], value: Any) -> None:
+def set_nested(data: dict, path: list[str], value: Any) -> None:
+    """Set ``data[path[0]][path[1]]... = value``, creating tables; a value in the way is a ConfigError."""
     node = data
     for part in path[:-1]:
         node = node.setdefault(part, {})
@@ -185,7 +186,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
             raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}.") from None
     for text in overrides:
         keys, value = parse_override(text)
-        _set_nested(data, keys, value)
+        set_nested(data, keys, value)
     return config_from_dict(cls, data)
 
 
