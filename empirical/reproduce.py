@@ -53,56 +53,54 @@ class Part:
         return hashlib.sha256(json.dumps(self.argv).encode()).hexdigest()[:16]
 
 
-def _run(name, config, title, about="", *extra):
-    return Part(name, title, ("run", config, "--out", "{out}", *extra), about)
+# One title and description per part; the profiles below only choose each part's config.
+_ABOUT: dict[str, tuple[str, str]] = {
+    "proofs": ("Theory: machine-checked derivations",
+               "Every statement of the theory (paper §3–4, Appendix A as reconstructed in the digest) as a "
+               "chain of sympy-checked steps."),
+    "simulate": ("Simulation: the elasticity law on token-tree worlds",
+                 "Theorem 4.2 and Hooke's law on synthetic token-tree worlds: exact mixtures and finite "
+                 "samples, the −k law, the elastic invariant and the regimes where the law fails."),
+    "joint": ("Measurement: joint training of small LMs (what Thm 4.2 models)",
+              "Small GPT-2 models trained jointly on D_p ∪ D_a ∪ D_t of a token-tree world; the marker-term "
+              "slope ratio against −k."),
+    "sequential": ("Measurement: pre-train → align → perturb",
+                   "Sequential fine-tuning as practitioners do it: γ_a, γ_p and behaviour along the perturbation."),
+    "resistance": ("Paper §5.1 on token-tree worlds: resistance",
+                   "Forward vs inverse alignment losses (Table 1 protocol), raw and entropy-corrected."),
+    "rebound": ("Paper §5.2 on token-tree worlds: rebound",
+                "Positive then negative fine-tuning (Figure 4 protocol) and the Table 3 question."),
+    "scaling": ("Paper §5.3 on token-tree worlds: model size and pre-training volume",
+                "The rebound protocol across model sizes and pre-training volumes a decade apart."),
+    "real_resistance": ("Paper §5.1 on SmolLM2-135M: resistance",
+                        "The Table 1 protocol on a real pretrained model fine-tuned on IMDb reviews."),
+    "real_rebound": ("Paper §5.2 on SmolLM2-135M and IMDb: rebound",
+                     "Positive then negative IMDb fine-tuning, scored by a sentiment classifier and by KL to "
+                     "the base model; the Table 3 question."),
+}
 
 
-_PROVE = Part("proofs", "Theory: machine-checked derivations", ("prove", "--report", "{out}"),
-              "Every statement of the theory (paper §3–4, Appendix A as reconstructed in the digest) as a "
-              "chain of sympy-checked steps.")
-_SIM_ABOUT = ("Theorem 4.2 and Hooke's law on synthetic token-tree worlds: exact mixtures and finite "
-              "samples, the −k law, the elastic invariant and the regimes where the law fails.")
+def _part(name: str, *argv: str) -> Part:
+    title, about = _ABOUT[name]
+    return Part(name, title, argv, about)
+
+
+def _profile(suffix: str, simulate_config: str, names: tuple[str, ...]) -> tuple[Part, ...]:
+    """proofs + simulate + ``elasticity run NAME_<suffix>`` for every protocol in ``names``."""
+    return (_part("proofs", "prove", "--report", "{out}"),
+            _part("simulate", "simulate", "--config", simulate_config, "--out", "{out}"),
+            *(_part(n, "run", f"{n}_{suffix}", "--out", "{out}") for n in names))
+
+
+_TOKEN_TREE = ("joint", "sequential", "resistance", "rebound")
 
 PROFILES: dict[str, tuple[Part, ...]] = {
     # <= 15 minutes on 2 cores: theory, simulator, and small token-tree LM protocols.
-    "quick": (
-        _PROVE,
-        Part("simulate", "Simulation: the elasticity law on token-tree worlds",
-             ("simulate", "--config", "quick", "--out", "{out}"), _SIM_ABOUT),
-        _run("joint", "joint_quick", "Measurement: joint training of small LMs (what Thm 4.2 models)",
-             "Small GPT-2 models trained jointly on D_p ∪ D_a ∪ D_t of a token-tree world; the marker-term "
-             "slope ratio against −k."),
-        _run("sequential", "sequential_quick", "Measurement: pre-train → align → perturb",
-             "Sequential fine-tuning as practitioners do it: γ_a, γ_p and behaviour along the perturbation."),
-        _run("resistance", "resistance_quick", "Paper §5.1 on token-tree worlds: resistance",
-             "Forward vs inverse alignment losses (Table 1 protocol), raw and entropy-corrected."),
-        _run("rebound", "rebound_quick", "Paper §5.2 on token-tree worlds: rebound",
-             "Positive then negative fine-tuning (Figure 4 protocol) and the Table 3 question."),
-    ),
+    "quick": _profile("quick", "quick", _TOKEN_TREE),
     # CPU defaults of every part, real pretrained model included (hours on 2 cores).
-    "full": (
-        _PROVE,
-        Part("simulate", "Simulation: the elasticity law on token-tree worlds",
-             ("simulate", "--config", "default", "--out", "{out}"), _SIM_ABOUT),
-        _run("joint", "joint_cpu", "Measurement: joint training of small LMs (what Thm 4.2 models)"),
-        _run("sequential", "sequential_cpu", "Measurement: pre-train → align → perturb"),
-        _run("resistance", "resistance_cpu", "Paper §5.1 on token-tree worlds: resistance"),
-        _run("rebound", "rebound_cpu", "Paper §5.2 on token-tree worlds: rebound"),
-        _run("scaling", "scaling_cpu", "Paper §5.3 on token-tree worlds: model size and pre-training volume"),
-        _run("real_resistance", "real_resistance_cpu", "Paper §5.1 on SmolLM2-135M: resistance"),
-        _run("real_rebound", "real_rebound_cpu", "Paper §5.2 on SmolLM2-135M and IMDb: rebound"),
-    ),
+    "full": _profile("cpu", "default", (*_TOKEN_TREE, "scaling", "real_resistance", "real_rebound")),
     # The GPU profiles of every token-tree protocol (the pretrained wheels cannot travel to the GPU box).
-    "gpu": (
-        _PROVE,
-        Part("simulate", "Simulation: the elasticity law on token-tree worlds",
-             ("simulate", "--config", "default", "--out", "{out}"), _SIM_ABOUT),
-        _run("joint", "joint_gpu", "Measurement: joint training (GPU profile)"),
-        _run("sequential", "sequential_gpu", "Measurement: pre-train → align → perturb (GPU profile)"),
-        _run("resistance", "resistance_gpu", "Paper §5.1 on token-tree worlds (GPU profile)"),
-        _run("rebound", "rebound_gpu", "Paper §5.2 on token-tree worlds (GPU profile)"),
-        _run("scaling", "scaling_gpu", "Paper §5.3 on token-tree worlds (GPU profile)"),
-    ),
+    "gpu": _profile("gpu", "default", (*_TOKEN_TREE, "scaling")),
 }
 
 

@@ -143,3 +143,17 @@ def test_an_interrupted_part_stops_the_job_and_a_rerun_finishes_it(tmp_path, fak
     monkeypatch.setitem(reproduce.PROFILES, "test", fixed)
     reproduce.reproduce(tmp_path, "test", progress=False)
     assert [c.rsplit("/", 1)[-1] for c in fake_profile] == ["one", "two", "two", "three"]
+
+
+def test_every_profile_names_configs_that_ship():
+    from pathlib import Path
+
+    root = Path(reproduce.__file__).resolve().parents[1]
+    for profile, parts in reproduce.PROFILES.items():
+        for part in parts:
+            if part.argv[0] == "run":
+                assert (root / "empirical" / "configs" / f"{part.argv[1]}.toml").is_file(), (profile, part)
+            elif part.argv[0] == "simulate":
+                name = part.argv[part.argv.index("--config") + 1]
+                assert (root / "tokentree" / "configs" / f"simulate_{name}.toml").is_file(), (profile, part)
+            assert part.about, f"{profile}/{part.name} has no description for the report"
