@@ -33,7 +33,7 @@ from tokentree.config import check_range
 from tokentree.results import Claim
 
 from ..pretrained import PretrainedConfig
-from ._common import ExperimentBase, PartStore, mean_ci, seed_list, utc_now, write_csv, write_summary
+from ._common import ExperimentBase, PartStore, mean_ci, run_seeds, utc_now, write_csv, write_summary
 from .real_rebound import SamplingConfig
 
 __all__ = ["DataConfig", "FinetuneConfig", "Config", "run", "METRICS"]
@@ -211,16 +211,14 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     store = PartStore(out_dir, config)
-    seeds = seed_list(config.seed, config.n_seeds)
-    prepared = None
-    records = []
-    for si, s in enumerate(seeds):
-        rec = store.get(f"seed{si}")
-        if rec is None:
-            if prepared is None:
-                prepared = prepare_model(config.model, progress=progress)
-            rec = store.put(f"seed{si}", _run_seed(config, prepared, s, si, progress))
-        records.append(rec)
+    prepared: dict = {}  # the model is loaded only if some seed still has to run
+
+    def one_seed(si: int, s: int) -> dict:
+        if "model" not in prepared:
+            prepared["model"] = prepare_model(config.model, progress=progress)
+        return _run_seed(config, prepared["model"], s, si, progress)
+
+    records = run_seeds(store, config.seed, config.n_seeds, one_seed)
     return _summarise(config, out_dir, records, started, t0)
 
 
