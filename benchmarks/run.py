@@ -50,7 +50,7 @@ IMPLS = ("numba", "numpy", "python", "public")
 def machine() -> dict:
     import numba
 
-    from tokentree.results import environment
+    from tokentree.harness import environment
 
     env = environment()
     env["numba_svml"] = bool(getattr(numba.config, "USING_SVML", False))

@@ -2,7 +2,7 @@
 
 Every section is a frozen, keyword-only dataclass whose ``__post_init__`` validates its own fields
 and raises :class:`~tokentree.errors.ConfigError` as ``"<field> must be <domain>; got <value>."``.
-:func:`tokentree.config.load_config` prefixes the dotted path of the section (``train.``,
+:func:`tokentree.harness.load_config` prefixes the dotted path of the section (``train.``,
 ``pretrain.``), so a user always sees the full key. A protocol's ``Config`` composes these sections
 (see ``empirical/protocols/joint.py``); nothing here imports torch.
 
@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from tokentree.config import check_range
+from tokentree.harness import check_range
 from tokentree.errors import ConfigError
 
 __all__ = [

@@ -21,7 +21,7 @@ Conventions of this module (so that any part can use it without reading the pape
 * ``None`` means "not reached inside the plotted range" (a lower bound is given beside it).
 
 The module holds only literals and tuples (no numpy), so it imports in microseconds and can be
-embedded in JSON with :func:`tokentree.results.to_jsonable`.
+embedded in JSON with :func:`tokentree.harness.to_jsonable`.
 """
 
 from __future__ import annotations

@@ -482,7 +482,7 @@ class PretrainedConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        from tokentree.config import check_range
+        from tokentree.harness import check_range
 
         check_range("name", self.name, isinstance(self.name, str) and bool(self.name.strip()),
                     f"an offline alias ({', '.join(sorted(OFFLINE_MODELS))}), a local folder or a hub id")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tokentree.results import environment, read_json, write_json_atomic, write_text_atomic
+from tokentree.harness import environment, read_json, write_json_atomic, write_text_atomic
 
 __all__ = ["PROFILES", "Part", "add_arguments", "main", "reproduce", "render_report"]
 

@@ -28,9 +28,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tokentree.config import config_from_dict, config_to_dict, parse_override, set_nested
+from tokentree.harness import config_from_dict, config_to_dict, parse_override, set_nested
 from tokentree.errors import ConfigError
-from tokentree.results import config_hash
+from tokentree.harness import config_hash
 
 __all__ = ["CONFIG_DIR", "find_config", "shipped_configs", "available_protocols", "load_protocol", "load",
            "resolve", "resolved_dict", "default_out_dir", "run_config", "to_toml",
@@ -116,7 +116,7 @@ def resolve(config: Any) -> Any:
 
 def resolved_dict(config: Any) -> dict:
     """The resolved config as a dict, plus the derived per-replicate seeds and the config hash."""
-    from .protocols._common import seed_list
+    from tokentree.harness import seed_list
 
     data = config_to_dict(config)
     derived: dict[str, Any] = {"config_hash": config_hash(data)}

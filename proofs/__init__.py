@@ -7,7 +7,7 @@ Public API::
     results = proofs.run_all(["thm_4_2_elasticity"], companions=False)
     [r.status for r in results]                # "VERIFIED" / "SPOT-CHECKED" / "FAILED"
     proofs.render_markdown(results)            # the appendix-style report (proofs.md)
-    proofs.claims(results)                     # one tokentree.results.Claim per statement
+    proofs.claims(results)                     # one tokentree.harness.Claim per statement
 
 ``elasticity prove`` (``proofs/cli.py``) and ``python -m proofs`` print the table and write the report.
 The statement modules, in the order of the paper, are listed in :data:`STATEMENTS`; each defines

@@ -207,8 +207,8 @@ def _fmt(v) -> str:
 
 
 def claims(results: list[DerivationResult]) -> list:
-    """One tokentree.results.Claim per statement (predicted = the statement, measured = the status)."""
-    from tokentree.results import Claim
+    """One tokentree.harness.Claim per statement (predicted = the statement, measured = the status)."""
+    from tokentree.harness import Claim
 
     out = []
     for r in results:

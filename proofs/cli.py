@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"\n{len(results)} statements: {counts['VERIFIED']} VERIFIED, {counts['SPOT-CHECKED']} SPOT-CHECKED, "
           f"{counts['FAILED']} FAILED ({wall:.1f} s)")
     if args.report:
-        from tokentree.results import config_hash, environment, write_json_atomic, write_text_atomic
+        from tokentree.harness import config_hash, environment, write_json_atomic, write_text_atomic
 
         out = Path(args.report)
         config = {"statements": names, "companions": not args.no_companions, "seed": args.seed,

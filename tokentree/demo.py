@@ -44,7 +44,7 @@ class DemoConfig:
     smoothing: float = 1e-3
 
     def __post_init__(self) -> None:
-        from .config import check_range
+        from .harness import check_range
 
         check_range("depth", self.depth, isinstance(self.depth, int) and 1 <= self.depth <= 24, "an int in [1, 24]")
         check_range("alpha", self.alpha, self.alpha > 1 and math.isfinite(self.alpha), "a finite float > 1")
@@ -166,7 +166,7 @@ def plot(rows: list[dict], config: DemoConfig, path: Path) -> Path:
 
 
 def _claims(rows: list[dict], checks: dict, config: DemoConfig) -> list:
-    from .results import Claim
+    from .harness import Claim
 
     def verdict(ok: bool) -> str:
         return "holds" if ok else "fails"
@@ -201,9 +201,9 @@ def _claims(rows: list[dict], checks: dict, config: DemoConfig) -> list:
 
 
 def main(args: argparse.Namespace) -> int:
-    from .config import config_to_dict
+    from .harness import config_to_dict
     from .errors import ConfigError
-    from .results import config_hash, environment, write_json_atomic, write_text_atomic
+    from .harness import config_hash, environment, write_json_atomic, write_text_atomic
 
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()

@@ -7,6 +7,7 @@ caller would expect (``except ValueError`` keeps working), as in sklearn and net
 from __future__ import annotations
 
 __all__ = [
+    "UserError",
     "TokenTreeError",
     "InvalidInputError",
     "InvalidTypeError",
@@ -14,6 +15,15 @@ __all__ = [
     "ConfigError",
     "ZeroMassWarning",
 ]
+
+
+class UserError(Exception):
+    """Mixin of every error that a user's input causes (a bad config value, a missing file or model).
+
+    The ``elasticity`` command prints such an error as one line on stderr and exits with 2; any
+    other exception is an internal error and keeps its traceback. The message must name what is
+    wrong and the fix.
+    """
 
 
 class TokenTreeError(Exception):
@@ -32,7 +42,7 @@ class EmptyTreeError(InvalidInputError):
     """Raised when a dataset or tree holds no mass at all (an empty list of sequences)."""
 
 
-class ConfigError(TokenTreeError, ValueError):
+class ConfigError(TokenTreeError, UserError, ValueError):
     """Raised for a bad configuration: an unknown key, a wrong type or a value out of range.
 
     The message always carries the dotted key (``train.learning_rate``).

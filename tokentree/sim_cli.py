@@ -38,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
     if args.print_config:
         import json
 
-        from .config import config_to_dict
+        from .harness import config_to_dict
 
         print(json.dumps(config_to_dict(cfg), indent=2))
         return 0

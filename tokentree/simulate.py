@@ -58,9 +58,9 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from . import _sim_kernels as K
-from .config import check_range, config_to_dict, load_config
+from .harness import check_range, config_to_dict, load_config
 from .errors import ConfigError, InvalidInputError
-from .results import Claim, config_hash, environment, read_json, to_jsonable, write_json_atomic, write_text_atomic
+from .harness import Claim, config_hash, environment, read_json, to_jsonable, write_json_atomic, write_text_atomic
 from .tree import TokenTree
 
 __all__ = [

@@ -36,13 +36,13 @@ from typing import Literal
 
 import numpy as np
 
-from tokentree.config import check_range
+from tokentree.harness import check_range
 from tokentree.errors import ConfigError
-from tokentree.results import Claim, verdict_from_interval
+from tokentree.harness import Claim, sign_verdict
 
 from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
-from ._common import (ExperimentBase, check_components, PartStore, band_verdict, ls_slope, mean_ci, ratio_of_means_ci, run_units,
-                      seed_list, utc_now, write_csv, write_summary)
+from tokentree.harness import PartStore, band_verdict, ls_slope, mean_ci, ratio_of_means_ci, run_units, seed_list, utc_now, write_csv, write_summary
+from ._common import ExperimentBase, check_components
 
 __all__ = ["Config", "run", "mixture_marker_nats", "run_one", "seed_data"]
 
@@ -263,11 +263,11 @@ def _claims(config: Config, per_seed: list[dict], k: float, th_a: float, th_p: f
               source="eq. joint mixture (digest §3 R4–R6)", details=common),
         Claim(id="joint.marker_slope_a_positive", statement="dγ_a/dl > 0 (marker term): alignment data is "
               "compressed worse as the perturbation grows", predicted=th_a, measured=slope_a, ci=slope_a_ci,
-              verdict=("inconclusive" if slope_a_ci is None else verdict_from_interval(*slope_a_ci, lambda x: x > 0)),
+              verdict=sign_verdict(slope_a_ci, +1),
               source="paper Thm 4.2", details={**common, "predicted_is": "same-grid mixture slope"}),
         Claim(id="joint.marker_slope_p_negative", statement="dγ_p/dl < 0 (marker term): pre-training data is "
               "compressed better as the perturbation grows", predicted=th_p, measured=slope_p, ci=slope_p_ci,
-              verdict=("inconclusive" if slope_p_ci is None else verdict_from_interval(*slope_p_ci, lambda x: x < 0)),
+              verdict=sign_verdict(slope_p_ci, -1),
               source="paper Thm 4.2", details={**common, "predicted_is": "same-grid mixture slope"}),
         Claim(id="joint.total_ratio_vs_k",
               statement="The same ratio on the total code length (marker + rest); expected to be noise at CPU "
@@ -284,7 +284,7 @@ def _claims(config: Config, per_seed: list[dict], k: float, th_a: float, th_p: f
               statement="The held-out non-marker code length of D_a exceeds its exact entropy (a KL, >= 0): how far "
                         "the model is from the truth, in nats/sequence",
               predicted=0.0, measured=exc, ci=exc_ci,
-              verdict=("inconclusive" if exc_ci is None else verdict_from_interval(*exc_ci, lambda x: x >= 0)),
+              verdict=sign_verdict(exc_ci, +1),
               source="Thm 3.4 / Def 4.1 (cross-entropy >= entropy)", details=common),
     ]
     return claims

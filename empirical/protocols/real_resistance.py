@@ -29,11 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tokentree.config import check_range
-from tokentree.results import Claim
+from tokentree.harness import check_range
+from tokentree.harness import Claim
 
 from ..pretrained import PretrainedConfig
-from ._common import ExperimentBase, PartStore, mean_ci, run_seeds, utc_now, write_csv, write_summary
+from tokentree.harness import PartStore, mean_ci, run_seeds, utc_now, write_csv, write_summary
+from ._common import ExperimentBase
 from .real_rebound import SamplingConfig
 
 __all__ = ["DataConfig", "FinetuneConfig", "Config", "run", "METRICS"]

@@ -36,12 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tokentree.config import check_range
-from tokentree.results import Claim
+from tokentree.harness import check_range
+from tokentree.harness import Claim
 
 from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
-from ._common import (ExperimentBase, run_seeds, PartStore, ls_slope, mean_ci, seed_invariant_config, utc_now,
-                      write_csv, write_summary)
+from tokentree.harness import PartStore, ls_slope, mean_ci, run_seeds, seed_invariant_config, utc_now, write_csv, write_summary
+from ._common import ExperimentBase
 
 __all__ = ["ReboundData", "Config", "run", "run_seed", "crossing", "seed_statistics", "finite_or_none", "rebound_claims",
            "curve_bands"]

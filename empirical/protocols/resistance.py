@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tokentree.config import check_range
-from tokentree.results import Claim
+from tokentree.harness import check_range
+from tokentree.harness import Claim
 
 from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
-from ._common import (ExperimentBase, run_seeds, PartStore, mean_ci, seed_invariant_config, setup_torch, utc_now,
-                      write_csv, write_summary)
+from tokentree.harness import PartStore, mean_ci, run_seeds, seed_invariant_config, utc_now, write_csv, write_summary
+from ._common import ExperimentBase, setup_torch
 from .rebound import finite_or_none
 
 __all__ = ["ResistanceData", "Config", "run", "run_seed", "sample_sequences", "resistance_claims", "PATH_METRICS"]

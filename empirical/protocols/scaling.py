@@ -31,13 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tokentree.config import check_range, config_to_dict
+from tokentree.harness import check_range, config_to_dict
 from tokentree.errors import ConfigError
-from tokentree.results import Claim
+from tokentree.harness import Claim
 
 from ..config import MODEL_SIZES, EvalConfig, ModelConfig, TrainConfig, WorldConfig
 from . import rebound
-from ._common import ExperimentBase, PartStore, ls_slope, mean_ci, seed_list, setup_torch, utc_now, write_csv, write_summary
+from tokentree.harness import PartStore, ls_slope, mean_ci, seed_list, utc_now, write_csv, write_summary
+from ._common import ExperimentBase, setup_torch
 
 __all__ = ["Config", "run", "parse_size", "settings", "setting_statistics", "scaling_claims"]
 

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tokentree.config import check_range
+from tokentree.harness import check_range
 from tokentree.errors import ConfigError
-from tokentree.results import Claim
+from tokentree.harness import Claim
 
 from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
-from ._common import (ExperimentBase, check_components, PartStore, band_verdict, mean_ci, run_units, seed_list, utc_now, write_csv,
-                      write_summary)
+from tokentree.harness import PartStore, band_verdict, mean_ci, run_units, seed_list, utc_now, write_csv, write_summary
+from ._common import ExperimentBase, check_components
 
 __all__ = ["Config", "run", "evaluate"]
 

@@ -8,7 +8,7 @@ import pytest
 
 from empirical.config import (MODEL_SIZES, EvalConfig, ModelConfig, TrainConfig, WorldConfig, resolve_device,
                               resolve_precision)
-from tokentree.config import config_from_dict
+from tokentree.harness import config_from_dict
 from tokentree.errors import ConfigError
 
 

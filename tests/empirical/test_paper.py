@@ -8,7 +8,7 @@ import pytest
 
 from empirical import paper_plots, paper_values as pv
 from tokentree.errors import InvalidInputError
-from tokentree.results import to_jsonable
+from tokentree.harness import to_jsonable
 
 
 def test_table1_has_27_cells_all_inverse_below_forward_with_the_digests_gap_range():

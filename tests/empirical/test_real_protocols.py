@@ -15,7 +15,7 @@ import pytest
 from empirical.pretrained import build_tiny_causal_lm
 from empirical.protocols import real_rebound, real_resistance
 from empirical.text_data import load_imdb
-from tokentree.config import load_config
+from tokentree.harness import load_config
 from tokentree.errors import ConfigError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -9,9 +9,9 @@ import math
 import pytest
 
 from empirical.protocols import rebound
-from tokentree.config import load_config
+from tokentree.harness import load_config
 from tokentree.errors import ConfigError
-from tokentree.results import VERDICTS, read_json
+from tokentree.harness import VERDICTS, read_json
 
 TOY = ["n_seeds=2", "model.size=pico", "pretrain.max_steps=20", "pretrain.batch_size=16", "data.n_pretrain=40",
        "data.positives=[16, 64]", "data.negatives=[4, 8, 16]", "negative.batch_size=4", "align.batch_size=16",

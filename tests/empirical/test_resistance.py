@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from empirical.protocols import resistance
-from tokentree.config import load_config
+from tokentree.harness import load_config
 from tokentree.errors import ConfigError
-from tokentree.results import VERDICTS, read_json
+from tokentree.harness import VERDICTS, read_json
 
 TOY = ["n_seeds=2", "model.size=pico", "pretrain.max_steps=20", "pretrain.batch_size=16", "data.n_pretrain=40",
        "data.n_align=48", "data.n_samples=16", "align.batch_size=8", "finetune.batch_size=8", "eval.n_heldout=16",

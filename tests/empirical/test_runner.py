@@ -12,9 +12,10 @@ import pytest
 
 from empirical import cli, runner
 from empirical.config import TrainConfig
-from empirical.protocols._common import ExperimentBase, PartStore, band_verdict, mean_ci, seed_list, write_summary
+from tokentree.harness import PartStore, band_verdict, mean_ci, seed_list, write_summary
+from empirical.protocols._common import ExperimentBase
 from tokentree.errors import ConfigError
-from tokentree.results import Claim
+from tokentree.harness import Claim
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,7 +127,7 @@ def test_mean_ci_and_band_verdict():
 
 
 def test_run_units_runs_missing_units_in_worker_processes_and_stores_them(toy, tmp_path):
-    from empirical.protocols._common import run_units
+    from tokentree.harness import run_units
 
     _, config = runner.load(toy)
     store = PartStore(tmp_path, config)
@@ -140,7 +141,7 @@ def test_run_units_runs_missing_units_in_worker_processes_and_stores_them(toy, t
 def test_ratio_of_means_ci_is_fiellers_interval():
     from scipy import stats
 
-    from empirical.protocols._common import ratio_of_means_ci
+    from tokentree.harness import ratio_of_means_ci
 
     # a denominator without noise: Fieller reduces to the t-interval of the numerator divided by it
     num, den = [1.0, 2.0, 3.0, 4.0], [-0.5] * 4

@@ -10,9 +10,9 @@ import pytest
 
 from empirical.config import ModelConfig
 from empirical.protocols import scaling
-from tokentree.config import load_config
+from tokentree.harness import load_config
 from tokentree.errors import ConfigError
-from tokentree.results import VERDICTS, read_json
+from tokentree.harness import VERDICTS, read_json
 
 TOY = ["n_seeds=2", "sizes=['L1-E8-H2-I16', 'pico', 'L1-E48-H2-I96']", "center_size=pico", "volumes=[32, 64, 128]",
        "center_volume=64", "pretrain.batch_size=16", "data.positives=[16, 64]", "data.negatives=[4, 8, 16]",

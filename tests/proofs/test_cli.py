@@ -119,7 +119,7 @@ def test_python_dash_m_proofs_runs():
 
 
 def test_import_proofs_is_lazy_and_tokentree_never_imports_sympy():
-    code = ("import sys, proofs, tokentree, tokentree.results; "
+    code = ("import sys, proofs, tokentree, tokentree.harness; "
             "assert 'sympy' not in sys.modules, 'sympy imported'; print('ok')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr

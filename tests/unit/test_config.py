@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tokentree.config import check_range, config_to_dict, load_config, parse_override
+from tokentree.harness import check_range, config_to_dict, load_config, parse_override
 from tokentree.errors import ConfigError
 
 

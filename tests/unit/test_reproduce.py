@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 import pytest
 
 from empirical import cli, reproduce
-from tokentree.results import Claim, read_json, write_json_atomic
+from tokentree.harness import Claim, read_json, write_json_atomic
 
 # A tiny valid PNG (1x1 pixel).
 PNG = base64.b64decode(

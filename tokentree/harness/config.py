@@ -1,6 +1,6 @@
 """Frozen, typed, nested dataclass configs read from TOML, with ``--set key=value`` overrides.
 
-One mechanism for every configurable part (the simulator here, the experiments in ``empirical``):
+One mechanism for every configurable part (the simulator, the demo, the experiments in ``empirical``):
 
 * a config is a ``@dataclass(frozen=True, kw_only=True)`` whose fields may be other such
   dataclasses (TOML tables mirror the nesting);
@@ -22,9 +22,10 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
-__all__ = ["load_config", "config_from_dict", "config_to_dict", "parse_override", "set_nested", "check_range"]
+__all__ = ["load_config", "read_toml", "config_from_dict", "config_to_dict", "parse_override", "set_nested",
+           "check_range"]
 
 T = TypeVar("T")
 
@@ -173,8 +174,8 @@ def config_to_dict(config: Any) -> dict:
     return out
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> T:
-    """Read ``path`` (TOML; None means the defaults), apply ``key=value`` overrides, build ``cls``."""
+def read_toml(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """The nested dict of TOML file ``path`` (None: empty) with ``key=value`` overrides applied."""
     data: dict = {}
     if path is not None:
         path = Path(path)
@@ -184,10 +185,17 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}.") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {str(path)!r} could not be read: {exc}.") from None
     for text in overrides:
         keys, value = parse_override(text)
         set_nested(data, keys, value)
-    return config_from_dict(cls, data)
+    return data
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> T:
+    """Read ``path`` (TOML; None means the defaults), apply ``key=value`` overrides, build ``cls``."""
+    return config_from_dict(cls, read_toml(path, overrides))
 
 
 def check_range(name: str, value: Any, ok: bool, must: str) -> None:
