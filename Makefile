@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 OUT ?= results/quick
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slow test-all reproduce demo bench prove clean
+.PHONY: install lint test test-slow test-all reproduce demo bench prove clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,7 +21,12 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
 test: $(STAMP)
+	# Lint first (pyflakes, imports, pycodestyle errors; pyproject's [tool.ruff]): a second, fast failure mode.
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	# Once more without JIT, so the kernels' Python source runs too (STYLE.md B.3.5; ~30 s).
 	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/property tests/contracts

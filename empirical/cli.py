@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
              "token-tree core demo: a Pareto tree pruned at several depths, code lengths and rates"),
     "prove": ("proofs.cli", "add_arguments", "main",
               "check every derivation of the theory with sympy; write a markdown report"),
-    "simulate": ("tokentree.sim_cli", "add_arguments", "main",
+    "simulate": ("tokentree.sim.cli", "add_arguments", "main",
                  "simulate Theorem 4.2 / Hooke's law on synthetic token-tree worlds"),
     "run": ("empirical.runner", "add_run_arguments", "run_main",
             "run one experiment protocol from a TOML config"),

@@ -8,12 +8,14 @@ with one set of sound verdict rules. Modules:
   ``utc_now`` (the one time format);
 * :mod:`.config`: frozen dataclass configs from TOML with ``--set key=value`` overrides;
 * :mod:`.stats`: t-intervals, Fieller, bootstrap over units, slopes with CIs, crossings, verdicts;
-* :mod:`.parts`: the seed normaliser, derived seeds, the parts store and the resume loops.
+* :mod:`.parts`: the seed normaliser, derived seeds, the parts store and the resume loops;
+* :mod:`.figures`: a headless pyplot and an atomic PNG save (matplotlib imported lazily).
 """
 
 from .config import (check_range as check_range, config_from_dict as config_from_dict,
                      config_to_dict as config_to_dict, load_config as load_config, parse_override as parse_override,
                      read_toml as read_toml, set_nested as set_nested)
+from .figures import pyplot as pyplot, save_figure as save_figure
 from .parts import (PartStore as PartStore, as_generator as as_generator, as_seed_sequence as as_seed_sequence,
                     run_seeds as run_seeds, run_units as run_units, seed_invariant_config as seed_invariant_config,
                     seed_list as seed_list)
@@ -36,5 +38,6 @@ __all__ = [
     "t_quantile", "normal_quantile", "mean_ci", "mean_ci_columns", "ratio_of_means_ci", "ls_slope", "ls_slope_ci",
     "paired_bootstrap_ci", "min_detectable_effect", "crossing", "band_verdict", "sign_verdict",
     "sign_test_verdict", "exact_verdict", "MIN_SIGN_TEST_UNITS",
+    "pyplot", "save_figure",
     "as_seed_sequence", "as_generator", "seed_list", "seed_invariant_config", "PartStore", "run_units", "run_seeds",
 ]
