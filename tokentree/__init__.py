@@ -16,33 +16,39 @@ Logs are base 2 everywhere: quantities carry ``_bits``.
 | \|𝒟_i\| | ``sizes`` of ``joint_tree`` |
 """
 
-from .coding import IdealCodeLength as IdealCodeLength
-from .coding import expected_code_length as expected_code_length
-from .coding import huffman_code_lengths as huffman_code_lengths
-from .coding import ideal_code_length as ideal_code_length
-from .coding import kraft_sum as kraft_sum
-from .errors import ConfigError as ConfigError
-from .errors import EmptyTreeError as EmptyTreeError
-from .errors import InvalidInputError as InvalidInputError
-from .errors import InvalidTypeError as InvalidTypeError
-from .errors import TokenTreeError as TokenTreeError
-from .errors import ZeroMassWarning as ZeroMassWarning
-from .mixture import joint_tree as joint_tree
-from .mixture import mixture_weights as mixture_weights
-from .prune import prune as prune
-from .prune import prune_eos_masses as prune_eos_masses
-from .rates import compression_rate as compression_rate
-from .rates import cross_entropy_bits as cross_entropy_bits
-from .rates import entropy_bits as entropy_bits
-from .rates import kl_divergence_bits as kl_divergence_bits
-from .rates import leaf_masses as leaf_masses
-from .rates import n_leaves as n_leaves
-from .rates import normalized_compression_rate as normalized_compression_rate
-from .synth import complete_tree_structure as complete_tree_structure
-from .synth import markov_tree as markov_tree
-from .synth import pareto_masses as pareto_masses
-from .synth import pareto_tree as pareto_tree
-from .synth import uniform_tree as uniform_tree
+from .coding import (
+    IdealCodeLength as IdealCodeLength,
+    expected_code_length as expected_code_length,
+    huffman_code_lengths as huffman_code_lengths,
+    ideal_code_length as ideal_code_length,
+    kraft_sum as kraft_sum,
+)
+from .errors import (
+    ConfigError as ConfigError,
+    EmptyTreeError as EmptyTreeError,
+    InvalidInputError as InvalidInputError,
+    InvalidTypeError as InvalidTypeError,
+    TokenTreeError as TokenTreeError,
+    ZeroMassWarning as ZeroMassWarning,
+)
+from .mixture import joint_tree as joint_tree, mixture_weights as mixture_weights
+from .prune import prune as prune, prune_eos_masses as prune_eos_masses
+from .rates import (
+    compression_rate as compression_rate,
+    cross_entropy_bits as cross_entropy_bits,
+    entropy_bits as entropy_bits,
+    kl_divergence_bits as kl_divergence_bits,
+    leaf_masses as leaf_masses,
+    n_leaves as n_leaves,
+    normalized_compression_rate as normalized_compression_rate,
+)
+from .synth import (
+    complete_tree_structure as complete_tree_structure,
+    markov_tree as markov_tree,
+    pareto_masses as pareto_masses,
+    pareto_tree as pareto_tree,
+    uniform_tree as uniform_tree,
+)
 from .tree import TokenTree as TokenTree
 
 __all__ = [

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import EmptyTreeError, InvalidInputError, InvalidTypeError
+from .harness.parts import as_generator  # the one seed normaliser (re-exported for the core)
 
 __all__ = [
     "MASS_ATOL",
@@ -27,7 +28,7 @@ __all__ = [
     "check_lengths",
     "check_weights",
     "check_sizes",
-    "check_tree",
+    "not_a_tree_message",
     "check_sequences",
     "as_generator",
     "describe_array",
@@ -207,13 +208,9 @@ def check_sizes(sizes: Any, n_trees: int | None = None, name: str = "sizes") -> 
     return a
 
 
-def check_tree(tree: Any, name: str = "tree"):
-    from .tree import TokenTree
-
-    if not isinstance(tree, TokenTree):
-        raise InvalidTypeError(f"{name} must be a TokenTree; got {type(tree).__name__}. "
-                               "Build one with TokenTree.from_sequences(...) or pareto_tree(...).")
-    return tree
+def not_a_tree_message(name: str, obj: Any) -> str:
+    return (f"{name} must be a TokenTree; got {type(obj).__name__}. "
+            "Build one with TokenTree.from_sequences(...) or pareto_tree(...).")
 
 
 def check_sequences(sequences: Any, vocab_size: int, *, offsets: Any = None,
@@ -273,20 +270,6 @@ def check_sequences(sequences: Any, vocab_size: int, *, offsets: Any = None,
             raise InvalidInputError(f"tokens in {name} must be ints in [0, vocab_size) = [0, {vocab_size}); "
                                     f"got {int(flat[pos])} in sequence {seq} at position {pos - int(off[seq])}.")
     return flat, off
-
-
-def as_generator(seed: Any, name: str = "seed") -> np.random.Generator:
-    """None, an int >= 0, a SeedSequence or a ``np.random.Generator`` -> a Generator; anything else is rejected."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or isinstance(seed, np.random.SeedSequence):
-        return np.random.default_rng(seed)
-    if _is_int(seed):
-        if int(seed) < 0:
-            raise InvalidInputError(f"{name} must be None, an int >= 0 or a numpy Generator; got {int(seed)}.")
-        return np.random.default_rng(int(seed))
-    raise InvalidTypeError(f"{name} must be None, an int >= 0 or a numpy Generator; got {seed!r} "
-                           f"of type {type(seed).__name__}.")
 
 
 _STRUCTURE = {

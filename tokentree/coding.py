@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from . import _kernels
-from ._validation import check_depth, check_int, check_lengths, check_masses, check_tree
+from ._validation import check_depth, check_int, check_lengths, check_masses
 from .errors import InvalidInputError
 from .prune import prune_eos_masses
 from .rates import _entropy_bits_trusted
+from .tree import check_tree
 
 __all__ = [
     "huffman_code_lengths",

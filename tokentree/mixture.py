@@ -16,9 +16,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _kernels
-from ._validation import check_sizes, check_tree
+from ._validation import check_sizes
 from .errors import EmptyTreeError, InvalidInputError
-from .tree import TokenTree
+from .tree import TokenTree, check_tree
 
 __all__ = ["joint_tree", "mixture_weights"]
 

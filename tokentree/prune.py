@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels
-from ._validation import check_depth, check_tree
-from .tree import TokenTree
+from ._validation import check_depth
+from .tree import TokenTree, check_tree
 
 __all__ = ["prune", "prune_eos_masses"]
 

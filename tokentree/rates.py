@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from . import _kernels
-from ._validation import check_depth, check_float, check_masses, check_tree, model_zero_mass_message
+from ._validation import check_depth, check_float, check_masses, model_zero_mass_message
 from .errors import InvalidInputError
 from .prune import prune
-from .tree import TokenTree
+from .tree import TokenTree, check_tree
 
 __all__ = [
     "entropy_bits",

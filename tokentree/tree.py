@@ -35,11 +35,12 @@ from ._validation import (
     check_weights,
     describe_array,
     mass_tolerance,
+    not_a_tree_message,
     structure_message,
 )
 from .errors import EmptyTreeError, InvalidInputError, InvalidTypeError
 
-__all__ = ["TokenTree"]
+__all__ = ["TokenTree", "check_tree"]
 
 _INT_FIELDS = ("parent", "token", "depth", "child_start", "child_count")
 _FLOAT_FIELDS = ("eos_mass", "subtree_mass")
@@ -416,3 +417,11 @@ def _depth_from_parent(parent: np.ndarray) -> np.ndarray:
     depth[0] = 1
     _kernels.fill_depth(parent, depth)
     return depth
+
+
+def check_tree(tree: Any, name: str = "tree") -> TokenTree:
+    """``tree`` if it is a :class:`TokenTree`, else ``InvalidTypeError`` naming ``name`` (lives here, beside
+    the class, so that ``_validation`` need not import ``tree``)."""
+    if not isinstance(tree, TokenTree):
+        raise InvalidTypeError(not_a_tree_message(name, tree))
+    return tree

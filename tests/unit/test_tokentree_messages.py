@@ -76,7 +76,7 @@ INVALID = [
     ("tree-wrong-type", lambda: tt.n_leaves([0.5, 0.5]), InvalidTypeError,
      ["tree must be a TokenTree; got list", "TokenTree.from_sequences"]),
     ("seed-negative", lambda: U.sample(3, seed=-1), InvalidInputError,
-     ["seed must be None, an int >= 0 or a numpy Generator; got -1"]),
+     ["seed must be None, an int >= 0, a numpy SeedSequence or a numpy Generator; got -1"]),
     ("seed-string", lambda: U.sample(3, seed="abc"), InvalidTypeError, ["seed must be None", "'abc'"]),
     ("n-negative", lambda: U.sample_counts(-5), InvalidInputError, ["n must be an int >= 0; got -5"]),
     ("alpha-low", lambda: tt.pareto_tree(3, alpha=0.5), InvalidInputError, ["alpha must be a finite float > 1; got 0.5"]),

@@ -1,4 +1,4 @@
-"""tokentree.config: TOML + overrides into frozen dataclasses, with errors that name the key."""
+"""tokentree.harness.config: TOML + overrides into frozen dataclasses, with errors that name the key."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tokentree.harness import check_range, config_to_dict, load_config, parse_override
 from tokentree.errors import ConfigError
+from tokentree.harness import check_range, config_to_dict, load_config, parse_override
 
 
 @dataclass(frozen=True, kw_only=True)
