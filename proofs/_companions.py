@@ -1,9 +1,8 @@
 """Numeric helpers for the companions: where theory meets tokentree's numbers.
 
-Every helper that needs the tokentree core raises :class:`CompanionUnavailable` (naming the missing
-function) when the installed tokentree does not provide it; the runner then reports the companion as
-"not run" instead of failing the derivation. Logs: tokentree works in bits; ``*_nats`` helpers convert
-explicitly with ln 2.
+Every helper calls the tokentree core directly (``tokentree.<name>``, looked up at call time), so a
+broken or missing tokentree function makes the companion, and so its statement, FAIL. Logs:
+tokentree works in bits; ``*_nats`` helpers convert explicitly with ln 2.
 """
 
 from __future__ import annotations
@@ -12,42 +11,15 @@ import math
 
 import numpy as np
 
+import tokentree
+
 LN2 = math.log(2.0)
-
-
-class CompanionUnavailable(RuntimeError):
-    """The tokentree core (or one of its functions) that a companion needs is not available."""
-
-
-_SUBMODULES = ("rates", "coding", "mixture", "prune", "synth", "tree")
-
-
-def tt(name: str):
-    """``tokentree.<name>`` (the public re-export, else the defining submodule) or CompanionUnavailable."""
-    import importlib
-
-    try:
-        import tokentree
-    except ImportError as exc:  # pragma: no cover - tokentree ships with this package
-        raise CompanionUnavailable(f"tokentree does not import: {exc}") from None
-    fn = getattr(tokentree, name, None)
-    if fn is not None:
-        return fn
-    for sub in _SUBMODULES:
-        try:
-            mod = importlib.import_module(f"tokentree.{sub}")
-        except ImportError:
-            continue
-        fn = getattr(mod, name, None)
-        if fn is not None:
-            return fn
-    raise CompanionUnavailable(f"tokentree.{name} is not available (the tokentree core has not landed)")
 
 
 # -- entropies and codes ------------------------------------------------------------------------
 
 def entropy_bits(masses) -> float:
-    return float(tt("entropy_bits")(np.asarray(masses, dtype=np.float64)))
+    return float(tokentree.entropy_bits(np.asarray(masses, dtype=np.float64)))
 
 
 def entropy_nats(masses) -> float:
@@ -55,11 +27,11 @@ def entropy_nats(masses) -> float:
 
 
 def cross_entropy_bits(p, q) -> float:
-    return float(tt("cross_entropy_bits")(np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)))
+    return float(tokentree.cross_entropy_bits(np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)))
 
 
 def huffman_lengths(masses) -> np.ndarray:
-    return np.asarray(tt("huffman_code_lengths")(np.asarray(masses, dtype=np.float64)))
+    return np.asarray(tokentree.huffman_code_lengths(np.asarray(masses, dtype=np.float64)))
 
 
 def expected_length(masses) -> float:
@@ -70,7 +42,7 @@ def expected_length(masses) -> float:
 
 def pareto_masses(n: int, alpha: float, rng) -> np.ndarray:
     """n i.i.d. Pareto(α) masses, normalised (tokentree.pareto_masses)."""
-    return np.asarray(tt("pareto_masses")(n, alpha, seed=_seed(rng)), dtype=np.float64)
+    return np.asarray(tokentree.pareto_masses(n, alpha, seed=_seed(rng)), dtype=np.float64)
 
 
 def _seed(rng) -> int:
@@ -79,8 +51,8 @@ def _seed(rng) -> int:
 
 def pareto_leaf_masses(depth: int, rng, alpha: float = 2.0) -> np.ndarray:
     """Positive leaf masses of a tokentree Pareto tree pruned at ``depth`` (binary, root = layer 1)."""
-    tree = tt("prune")(tt("pareto_tree")(depth + 2, alpha=alpha, seed=_seed(rng)), depth)
-    m = np.asarray(tt("leaf_masses")(tree), dtype=np.float64)
+    tree = tokentree.prune(tokentree.pareto_tree(depth + 2, alpha=alpha, seed=_seed(rng)), depth)
+    m = np.asarray(tokentree.leaf_masses(tree), dtype=np.float64)
     return m / m.sum()
 
 
@@ -110,7 +82,7 @@ class _World:
     """
 
     def __init__(self, rng, depth: int = 6):
-        pareto_tree = tt("pareto_tree")
+        pareto_tree = tokentree.pareto_tree
         self.trees = [pareto_tree(depth, alpha=alpha, seed=_seed(rng)).with_prefix(pre)
                       for alpha, pre in zip((1.8, 2.0, 2.5), PREFIXES)]
         self.depth = depth + 2  # no pruning: every leaf of every component is kept
@@ -118,7 +90,7 @@ class _World:
     def rates_bits(self, n, l) -> tuple[float, float]:
         """(γ_a, γ_p): normalised compression rates of D_a and D_p under the joint model, in bits."""
         n1, n2, n3, a = n
-        joint, ncr = tt("joint_tree"), tt("normalized_compression_rate")
+        joint, ncr = tokentree.joint_tree, tokentree.normalized_compression_rate
         model = joint(self.trees, [n1, n2 + a, n3 + a * l])
         d_p = joint(self.trees, [n1, n2, n3])
         return ncr(self.trees[1], model, self.depth), ncr(d_p, model, self.depth)
@@ -147,7 +119,7 @@ def invariant_tokentree(n, l: float, rng) -> float:
 
 def _by_prefix(tree) -> dict:
     seqs = tree.leaf_sequences(include_zero=False)
-    masses = tt("leaf_masses")(tree)
+    masses = tokentree.leaf_masses(tree)
     return {tuple(int(x) for x in q): float(m) for q, m in zip(seqs, masses)}
 
 
@@ -156,7 +128,7 @@ def joint_mixture_check(sizes, rng) -> dict:
     = the tree of the concatenated multiset) and on three disjoint ones (H×(P_i, p) = H(P_i) − log2 w_i,
     with H× from tokentree.compression_rate)."""
     depth = 5
-    pareto_tree, joint = tt("pareto_tree"), tt("joint_tree")
+    pareto_tree, joint = tokentree.pareto_tree, tokentree.joint_tree
     trees = [pareto_tree(depth, alpha=2.0, seed=_seed(rng)) for _ in sizes]
     w = np.asarray(sizes, dtype=np.float64) / float(sum(sizes))
     jt = joint(trees, sizes)
@@ -165,7 +137,7 @@ def joint_mixture_check(sizes, rng) -> dict:
     keys = set(jm).union(*comps)
     mix_err = max(abs(jm.get(k, 0.0) - sum(wi * c.get(k, 0.0) for wi, c in zip(w, comps))) for k in keys)
     # empirical trees: the joint tree is the tree of the concatenated multiset
-    from_sequences = tt("TokenTree").from_sequences
+    from_sequences = tokentree.TokenTree.from_sequences
     data = [[list(rng.integers(0, 2, size=int(rng.integers(0, 4)))) for _ in range(int(s_))] for s_ in sizes]
     emp = [from_sequences(d, 2) for d in data]
     concat = from_sequences([q for d in data for q in d], 2)
@@ -173,9 +145,9 @@ def joint_mixture_check(sizes, rng) -> dict:
     multiset_err = max(abs(cm.get(k, 0.0) - jm2.get(k, 0.0)) for k in set(cm) | set(jm2))
     disjoint = [t.with_prefix(pre) for t, pre in zip(trees, PREFIXES)]
     model = joint(disjoint, sizes)
-    rate = tt("compression_rate")
+    rate = tokentree.compression_rate
     ces = [rate(t, model, depth + 2) for t in disjoint]
-    preds = [entropy_bits(tt("leaf_masses")(t)) - math.log2(wi) for t, wi in zip(trees, w)]
+    preds = [entropy_bits(tokentree.leaf_masses(t)) - math.log2(wi) for t, wi in zip(trees, w)]
     return {"mass_sum": float(sum(jm.values())), "max_mix_err": float(mix_err), "multiset_err": float(multiset_err),
             "cross_entropy_bits": ces, "predicted_bits": preds, "weights": w.tolist()}
 

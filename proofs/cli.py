@@ -3,7 +3,7 @@
 Exit status: 0 when every chosen statement is VERIFIED or SPOT-CHECKED (with ``--strict``: VERIFIED
 only), 1 when one FAILED (or is only SPOT-CHECKED under ``--strict``), 2 for bad arguments.
 With ``--report DIR`` it writes ``DIR/proofs.md`` (each derivation as an appendix-style chain) and
-``DIR/summary.json`` (one claim per statement, in the shape of docs/architecture.md).
+``DIR/summary.json`` (one claim per statement, tier ``verification``; tokentree.harness.write_summary).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from proofs import STATEMENTS
@@ -33,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from proofs import _runner
+    from tokentree.harness import utc_now
 
-    started = datetime.now(timezone.utc)
+    started = utc_now()
     t0 = time.perf_counter()
     try:
         names = _runner.resolve_names(args.statements)
@@ -58,18 +58,14 @@ def main(args: argparse.Namespace) -> int:
     print(f"\n{len(results)} statements: {counts['VERIFIED']} VERIFIED, {counts['SPOT-CHECKED']} SPOT-CHECKED, "
           f"{counts['FAILED']} FAILED ({wall:.1f} s)")
     if args.report:
-        from tokentree.harness import config_hash, environment, write_json_atomic, write_text_atomic
+        from tokentree.harness import write_summary, write_text_atomic
 
         out = Path(args.report)
         config = {"statements": names, "companions": not args.no_companions, "seed": args.seed,
                   "strict": bool(args.strict)}
         write_text_atomic(out / "proofs.md", _runner.render_markdown(results))
-        write_json_atomic(out / "summary.json", {
-            "schema": "elasticity.summary/1", "kind": "prove", "config": config,
-            "config_hash": config_hash(config), "env": environment(),
-            "claims": [c.to_dict() for c in _runner.claims(results)], "figures": [],
-            "tables": {"proofs": "proofs.md"}, "started_at": started.isoformat(timespec="seconds"),
-            "wall_time_s": round(time.perf_counter() - t0, 3)})
+        write_summary(out, config=config, claims=_runner.claims(results), started_at=started, t0=t0,
+                      kind="prove", tables={"proofs": "proofs.md"})
         print(f"report: {out / 'proofs.md'} and {out / 'summary.json'}")
     if counts["FAILED"] or (args.strict and counts["SPOT-CHECKED"]):
         return 1

@@ -738,18 +738,16 @@ class DerivationResult:
         return next((s for s in self.steps if not s.ok), None)
 
 
-def run_companion(fn: Callable, seed: int, *, reraise: tuple = ()) -> tuple[list[Check] | None, str, float]:
+def run_companion(fn: Callable, seed: int) -> tuple[list[Check] | None, str, float]:
     """Run a module's ``companion(rng)``; a crash becomes an error string (and a FAILED status).
 
-    Exceptions of the types in ``reraise`` propagate (the runner turns "tokentree lacks a function"
-    into "not run" instead of a failure)."""
+    Every exception counts, a missing or broken tokentree function included: a companion that
+    cannot run has not confirmed its statement."""
     import numpy as np
 
     t = time.perf_counter()
     try:
         checks = list(fn(np.random.default_rng(seed)))
         return checks, "", time.perf_counter() - t
-    except reraise:
-        raise
     except Exception:
         return None, traceback.format_exc(limit=4), time.perf_counter() - t

@@ -31,7 +31,7 @@ def build() -> Derivation:
                    assumptions="n1, n2, a, s, k > 0; l > 0",
                    conventions="natural log (nats); rates without the 1/d factor")
     N = n1 + n2 + a + a * l
-    w1, w2, w3 = n1 / N, (n2 + a) / N, a * l / N
+    w1, w2 = n1 / N, (n2 + a) / N
     ga = m.h2 - sp.log(w2)
     gp = (n1 * (m.h1 - sp.log(w1)) + n2 * (m.h2 - sp.log(w2))) / (n1 + n2)
     logN = sp.log(N)

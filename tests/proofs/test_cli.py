@@ -38,12 +38,16 @@ def test_prove_exits_zero_and_writes_both_files(report):
 def test_summary_json_has_one_claim_per_statement(report):
     _, out = report
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["schema"] == "elasticity.summary/1" and summary["kind"] == "prove"
+    assert summary["schema"] == "elasticity.summary/2" and summary["kind"] == "prove"
     assert summary["config"]["statements"] == list(proofs.STATEMENTS)
+    assert summary["tables"] == {"proofs": "proofs.md"} and summary["started_at"].endswith("Z")
     claims = summary["claims"]
     assert [c["id"] for c in claims] == [f"proofs.{n}" for n in proofs.STATEMENTS]
+    assert summary["tally"] == {"verification": {"holds": len(claims), "fails": 0, "inconclusive": 0}}
     for c in claims:
-        assert c["verdict"] == "holds"
+        assert c["verdict"] == "holds" and c["tier"] == "verification"
+        assert "VERIFIED" in c["rule"] and "FAILED" in c["rule"]
+        assert c["details"]["companion"] and all(chk["ok"] for chk in c["details"]["companion"])
         assert c["measured"] in ("VERIFIED", "SPOT-CHECKED")
         assert c["details"]["status"] == c["measured"] and c["details"]["why"]
         assert c["details"]["steps"] and all(s["ok"] for s in c["details"]["steps"])
@@ -140,16 +144,45 @@ def test_whole_prove_command_runs_under_a_minute(tmp_path):
     assert wall < 60, f"elasticity prove took {wall:.1f} s"
 
 
-def test_missing_tokentree_function_means_companion_not_run(monkeypatch):
-    from proofs import _companions, _runner
+def test_broken_tokentree_function_fails_the_statement(monkeypatch):
+    """No scaffold hides breakage: a tokentree function that raises makes the companion crash, and a
+    crashed companion is a FAILED statement (not VERIFIED with its companion "not run")."""
+    import tokentree
+    from proofs import _runner
 
-    def missing(name):
-        raise _companions.CompanionUnavailable(f"tokentree.{name} is not available")
+    def broken(*args, **kwargs):
+        raise RuntimeError("planted: pareto_tree is broken")
 
-    monkeypatch.setattr(_companions, "tt", missing)
+    monkeypatch.setattr(tokentree, "pareto_tree", broken)
     res = _runner.run_one("thm_4_2_elasticity")
-    assert res.status == "VERIFIED" and res.companion is None
-    assert res.companion_error.startswith("not run: tokentree.pareto_tree is not available")
+    assert res.status == "FAILED" and res.companion is None
+    assert "planted: pareto_tree is broken" in res.companion_error
+    assert res.reason == "numeric companion failed: RuntimeError: planted: pareto_tree is broken"
+    claim = _runner.claims([res])[0]
+    assert claim.verdict == "fails" and claim.measured == "FAILED"
+    assert "crashed" in _runner.status_table([res])
+
+
+def test_tokentree_returning_wrong_masses_fails_the_statement(monkeypatch):
+    """A tokentree function that returns wrong numbers (leaf masses skewed towards the first leaf)
+    makes the companion disagree, and its statement FAILED."""
+    import numpy as np
+
+    import tokentree
+    from proofs import _runner
+
+    right = tokentree.leaf_masses
+
+    def wrong(tree, *args, **kwargs):
+        m = np.asarray(right(tree, *args, **kwargs), dtype=np.float64).copy()
+        m[0] += 0.5 * m.sum()
+        return m / m.sum()
+
+    monkeypatch.setattr(tokentree, "leaf_masses", wrong)
+    res = _runner.run_one("eq_joint_mixture")
+    assert res.status == "FAILED" and res.reason.startswith("numeric companion failed: ")
+    assert res.companion and not all(c.ok for c in res.companion)
+    assert _runner.run_one("eq_joint_mixture", companions=False).status == "VERIFIED"  # the chain itself is fine
 
 
 def test_companion_disagreement_fails_the_statement(monkeypatch):

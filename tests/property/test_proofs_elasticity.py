@@ -8,13 +8,9 @@ import math
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from proofs import _companions as c
-from proofs import _model as m
-from proofs import eq_3_hooke_series as hooke
-from proofs import thm_4_2_elasticity as thm
+from proofs import _companions as c, _model as m, eq_3_hooke_series as hooke, thm_4_2_elasticity as thm
 
 pytestmark = pytest.mark.proof
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from proofs import _companions as c
 from proofs.finite_sample_correction import predicted_ratio, predicted_secant_ratio

@@ -8,10 +8,9 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import example, given
-from hypothesis import strategies as st
+from hypothesis import example, given, strategies as st
 
-from proofs._companions import tt
+import tokentree
 
 pytestmark = pytest.mark.proof
 
@@ -26,7 +25,7 @@ def test_normalized_entropy_is_minus_mean_q_log_q_and_non_positive(w):
     p = np.asarray(w, dtype=np.float64)
     p /= p.sum()
     M = p.size
-    gap_bits = tt("entropy_bits")(p) - math.log2(M)
+    gap_bits = tokentree.entropy_bits(p) - math.log2(M)
     q = M * p
     assert math.isclose(gap_bits, -float(np.mean(q * np.log2(q))), abs_tol=1e-9)
     uniform = len(set(w)) == 1
@@ -42,10 +41,10 @@ def test_normalized_entropy_is_minus_mean_q_log_q_and_non_positive(w):
        st.data())
 def test_normalized_compression_rate_of_a_tree_under_itself(seqs, data):
     counts = data.draw(st.lists(st.integers(1, 1000), min_size=len(seqs), max_size=len(seqs)))
-    tree = tt("TokenTree").from_sequences(seqs, 2, counts=counts)
+    tree = tokentree.TokenTree.from_sequences(seqs, 2, counts=counts)
     depth = 6
-    value = tt("normalized_compression_rate")(tree, tree, depth)
-    masses = tt("leaf_masses")(tree)
-    assert math.isclose(value, tt("entropy_bits")(masses) - math.log2(masses.size), abs_tol=1e-9)
+    value = tokentree.normalized_compression_rate(tree, tree, depth)
+    masses = tokentree.leaf_masses(tree)
+    assert math.isclose(value, tokentree.entropy_bits(masses) - math.log2(masses.size), abs_tol=1e-9)
     uniform = np.allclose(masses, masses[0], rtol=0, atol=1e-12)
     assert (abs(value) <= 1e-9) if uniform else (value < 0)

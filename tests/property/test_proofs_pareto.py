@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 
+import mpmath
 import pytest
 import sympy as sp
-from hypothesis import given, settings
-from hypothesis import strategies as st
-import mpmath
+from hypothesis import given, settings, strategies as st
 
+import tokentree
 from proofs import pareto_mass_distribution as par
-from proofs._companions import tt
 
 pytestmark = pytest.mark.proof
 
@@ -43,7 +42,7 @@ def test_h_is_negative_and_matches_the_float_twin(alpha):
 @given(st.floats(3.0, 8.0), st.integers(0, 2**31 - 1))
 def test_law_of_large_numbers_on_tokentree_masses(alpha, seed):
     n = 200_000
-    masses = tt("pareto_masses")(n, alpha, seed=seed)
-    h_meas = tt("entropy_bits")(masses) * math.log(2) - math.log(n)
+    masses = tokentree.pareto_masses(n, alpha, seed=seed)
+    h_meas = tokentree.entropy_bits(masses) * math.log(2) - math.log(n)
     # sd of the estimate at M = 2e5 is about 2e-3 nats for α = 3 and smaller for larger α
     assert abs(h_meas - _h(alpha - 1)) < 1e-2

@@ -8,11 +8,10 @@ import math
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import example, given
-from hypothesis import strategies as st
+from hypothesis import example, given, strategies as st
 
+import tokentree
 from proofs import thm_3_4_ideal_code_length as thm
-from proofs._companions import tt
 
 pytestmark = pytest.mark.proof
 
@@ -31,13 +30,13 @@ def _masses(w):
 @example([10**6, 1, 1, 1])         # one dominant mass
 def test_huffman_bounds_and_kraft(w):
     p = _masses(w)
-    lengths = np.asarray(tt("huffman_code_lengths")(p))
-    H = tt("entropy_bits")(p)
+    lengths = np.asarray(tokentree.huffman_code_lengths(p))
+    H = tokentree.entropy_bits(p)
     L = float(np.dot(p, lengths))
     assert H - 1e-9 <= L < H + 1
     if p.size >= 2:
         assert math.isclose(float(np.sum(2.0 ** -lengths)), 1.0, rel_tol=0, abs_tol=1e-12)
-    assert math.isclose(L, tt("expected_code_length")(p), abs_tol=1e-12)
+    assert math.isclose(L, tokentree.expected_code_length(p), abs_tol=1e-12)
 
 
 # the symbolic bounds of the derivation, lambdified
@@ -49,8 +48,8 @@ _upper = sp.lambdify((_X, _d, _H), (_H + 1) * (1 / _d + 1 / _X))
 @given(weights, st.integers(1, 200), st.integers(1, 24))
 def test_block_code_rate_lies_in_the_derived_interval(w, x_len, depth):
     p = _masses(w)
-    H = tt("entropy_bits")(p)
-    L = tt("expected_code_length")(p)
+    H = tokentree.entropy_bits(p)
+    L = tokentree.expected_code_length(p)
     blocks = math.ceil(x_len / depth)
     EL = blocks * L                                # B symbols, each coded with E[L_Huff]
     gamma = EL / x_len
@@ -61,8 +60,8 @@ def test_block_code_rate_lies_in_the_derived_interval(w, x_len, depth):
 
 def test_counterexample_ceiling_below_huffman_length():
     p = np.asarray([float(x) for x in thm.EXAMPLE])
-    H = tt("entropy_bits")(p)
-    L = tt("expected_code_length")(p)
+    H = tokentree.entropy_bits(p)
+    L = tokentree.expected_code_length(p)
     assert math.ceil(H) == 1 and math.isclose(L, 1.2) and math.ceil(H) < L
 
 
@@ -71,8 +70,8 @@ def test_counterexample_ceiling_below_huffman_length():
 @example([1, 1, 1])   # not dyadic
 def test_huffman_meets_the_entropy_exactly_iff_dyadic(w):
     p = _masses(w)
-    H = tt("entropy_bits")(p)
-    L = tt("expected_code_length")(p)
+    H = tokentree.entropy_bits(p)
+    L = tokentree.expected_code_length(p)
     logs = np.log2(p)
     dyadic = bool(np.all(np.abs(logs - np.round(logs)) < 1e-12))
     if dyadic:
