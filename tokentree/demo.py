@@ -7,20 +7,19 @@ tokens, and the compression rate and normalized rate (Def. 4.1) in bits per toke
 own data under two models: the tree itself (the ideal model) and an empirical model fitted to
 ``--n-samples`` responses drawn from the tree (smoothed, since a finite sample misses leaves).
 
-Writes ``OUT/summary.json`` (docs/architecture.md shape; the claims are the exact checks: Huffman
-bounds, Kraft equality, mass conservation), ``OUT/demo_table.csv`` and ``OUT/fig_demo.png``.
-matplotlib is imported inside :func:`plot` only.
+Writes ``OUT/summary.json`` (:func:`tokentree.harness.write_summary`; the claims are the exact
+checks, tier ``verification``: Huffman bounds, Kraft equality, mass conservation, Thm 3.4's block
+code, the sign of the normalized rate), ``OUT/demo_table.csv`` and ``OUT/fig_demo.png``.
+matplotlib is imported inside :func:`plot` only. A bad option value raises
+:class:`~tokentree.errors.ConfigError` (a user error: ``elasticity`` prints it as one line, exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +41,11 @@ class DemoConfig:
     length: int = 64
     n_samples: int = 5_000
     smoothing: float = 1e-3
+    #: Absolute float tolerance of the exact checks: |total mass - 1| after pruning, and the ideal
+    #: model's normalized rate H - log2 M <= tolerance (pre-registered; not a CLI option).
+    tolerance: float = 1e-12
+    #: Absolute tolerance (bits) of Thm 3.4's lower bound (|x|/d)·H <= exact Huffman block length.
+    block_tolerance: float = 1e-9
 
     def __post_init__(self) -> None:
         from .harness import check_range
@@ -55,6 +59,9 @@ class DemoConfig:
         check_range("n_samples", self.n_samples, isinstance(self.n_samples, int) and self.n_samples >= 1,
                     "an int >= 1")
         check_range("smoothing", self.smoothing, 0 < self.smoothing < 1, "a float in (0, 1)")
+        check_range("tolerance", self.tolerance, 0 <= self.tolerance < 1e-6, "a float in [0, 1e-6)")
+        check_range("block_tolerance", self.block_tolerance, 0 <= self.block_tolerance < 1e-3,
+                    "a float in [0, 1e-3)")
         n_nodes = (self.branching ** self.depth - 1) // (self.branching - 1)
         check_range("depth", self.depth, n_nodes <= 10**7,
                     f"small enough that (branching^depth - 1)/(branching - 1) <= 1e7 nodes (branching={self.branching})")
@@ -94,7 +101,7 @@ def run(config: DemoConfig) -> tuple[list[dict], dict]:
         kraft = tt.kraft_sum(lengths) if p.size > 1 else 1.0
         err = abs(float(pruned.eos_mass.sum()) - 1.0)
         checks["max_mass_error"] = max(checks["max_mass_error"], err)
-        checks["mass_conserved"] &= err <= 1e-12
+        checks["mass_conserved"] &= err <= config.tolerance
         checks["huffman_bounds"] &= icl.within_bounds
         checks["kraft"] &= (kraft == 1.0)
         rows.append({
@@ -132,11 +139,9 @@ def format_table(rows: list[dict]) -> str:
 
 def plot(rows: list[dict], config: DemoConfig, path: Path) -> Path:
     """Two panels: per-block lengths (H, E[L_Huffman], ceil(H), log2 M) and per-token rates, against depth."""
-    import matplotlib
+    from .harness import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     d = [r["depth"] for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     ax1.plot(d, [r["entropy_bits"] for r in rows], "o-", label="H (bits/block)")
@@ -159,90 +164,73 @@ def plot(rows: list[dict], config: DemoConfig, path: Path) -> Path:
     ax2.legend(fontsize=8)
     fig.suptitle(f"Pareto token tree: depth {config.depth}, V = {config.branching}, α = {config.alpha:g}, "
                  f"seed {config.seed}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def _claims(rows: list[dict], checks: dict, config: DemoConfig) -> list:
-    from .harness import Claim
-
-    def verdict(ok: bool) -> str:
-        return "holds" if ok else "fails"
+    """The demo's exact checks as claims. All are tier ``verification`` (the core computes what the
+    definitions say) with :func:`~tokentree.harness.exact_verdict` (deterministic: no sampling error)."""
+    from .harness import Claim, exact_verdict
 
     worst = min(r["huffman_bits_per_block"] - r["entropy_bits"] for r in rows)
     top = max(r["huffman_bits_per_block"] - r["entropy_bits"] for r in rows)
     last = rows[-1]
+    tol, btol = config.tolerance, config.block_tolerance
+    n_blocks = config.length / last["depth"]
+    block_ok = (n_blocks * last["entropy_bits"] - btol <= last["huffman_code_length_bits"]
+                < math.ceil(n_blocks) * (last["entropy_bits"] + 1))
     return [
-        Claim(id="demo.huffman_bounds", statement="H <= E[L_Huffman] < H + 1 at every pruning depth",
-              predicted="0 <= E[L] - H < 1", measured=[worst, top], verdict=verdict(checks["huffman_bounds"]),
+        Claim(id="demo.huffman_bounds", tier="verification",
+              statement="H <= E[L_Huffman] < H + 1 at every pruning depth",
+              predicted="0 <= E[L] - H < 1", measured=[worst, top], verdict=exact_verdict(checks["huffman_bounds"]),
+              rule="holds iff H <= E[L_Huffman] < H + 1 at every depth 1..D (ideal_code_length.within_bounds)",
               source="paper Def. 3.3(b) / Thm 3.4 (digest §1.2)", details={"depths": len(rows)}),
-        Claim(id="demo.kraft", statement="Huffman code lengths meet Kraft's inequality with equality",
-              predicted=1.0, measured=min(r["kraft_sum"] for r in rows), verdict=verdict(checks["kraft"]),
-              source="Huffman optimality"),
-        Claim(id="demo.prune_mass", statement="pruning conserves total mass (lumping convention)",
-              predicted=0.0, measured=checks["max_mass_error"], verdict=verdict(checks["mass_conserved"]),
-              source="docs/architecture.md conventions", details={"tolerance": 1e-12}),
-        Claim(id="demo.thm34_block_code",
+        Claim(id="demo.kraft", tier="verification",
+              statement="Huffman code lengths meet Kraft's inequality with equality",
+              predicted=1.0, measured=min(r["kraft_sum"] for r in rows), verdict=exact_verdict(checks["kraft"]),
+              rule="holds iff the Kraft sum is exactly 1.0 at every depth", source="Huffman optimality"),
+        Claim(id="demo.prune_mass", tier="verification",
+              statement="pruning conserves total mass (lumping convention)",
+              predicted=0.0, measured=checks["max_mass_error"], verdict=exact_verdict(checks["mass_conserved"]),
+              rule=f"holds iff max |total mass - 1| <= {tol:g} (config tolerance) over depths 1..D",
+              source="docs/architecture.md conventions", details={"tolerance": tol}),
+        Claim(id="demo.thm34_block_code", tier="verification",
               statement=f"for |x| = {config.length} at d = {last['depth']}: (|x|/d)·H <= exact Huffman block "
                         "length < ceil(|x|/d)·(H + 1); the paper writes ceil(|x|/d)·ceil(H)",
               predicted=last["paper_code_length_bits"], measured=last["huffman_code_length_bits"],
-              verdict=verdict(config.length / last["depth"] * last["entropy_bits"] - 1e-9
-                              <= last["huffman_code_length_bits"]
-                              < math.ceil(config.length / last["depth"]) * (last["entropy_bits"] + 1)),
-              source="paper Thm 3.4 [C]; bounds digest §1.2 [R]"),
-        Claim(id="demo.normalized_rate_nonpositive",
+              verdict=exact_verdict(block_ok),
+              rule=f"holds iff (|x|/d)·H - {btol:g} <= exact block length < ceil(|x|/d)·(H + 1) "
+                   "(config block_tolerance)",
+              source="paper Thm 3.4 [C]; bounds digest §1.2 [R]", details={"tolerance": btol}),
+        Claim(id="demo.normalized_rate_nonpositive", tier="verification",
               statement="for the ideal model the normalized rate H - log2 M is <= 0 at every depth (0 iff uniform)",
               predicted="<= 0", measured=max(r["normalized_rate_ideal_bits_per_token"] for r in rows),
-              verdict=verdict(all(r["normalized_rate_ideal_bits_per_token"] <= 1e-12 for r in rows)),
-              source="digest R2 [R]"),
+              verdict=exact_verdict(all(r["normalized_rate_ideal_bits_per_token"] <= tol for r in rows)),
+              rule=f"holds iff the ideal model's normalized rate is <= {tol:g} (config tolerance) at every depth",
+              source="digest R2 [R]", details={"tolerance": tol}),
     ]
 
 
 def main(args: argparse.Namespace) -> int:
-    from .harness import config_to_dict
-    from .errors import ConfigError
-    from .harness import config_hash, environment, write_json_atomic, write_text_atomic
+    """Run the demo; a bad option value raises :class:`~tokentree.errors.ConfigError` (exit 2 in the CLI)."""
+    from .harness import config_to_dict, utc_now, write_csv, write_summary
 
-    started = datetime.now(timezone.utc)
+    started = utc_now()
     t0 = time.perf_counter()
-    try:
-        config = DemoConfig(depth=args.depth, alpha=args.alpha, branching=args.branching, seed=args.seed,
-                            length=args.length, n_samples=args.n_samples, smoothing=args.smoothing)
-    except ConfigError as exc:
-        print(f"elasticity demo: error: {exc}")
-        return 2
+    config = DemoConfig(depth=args.depth, alpha=args.alpha, branching=args.branching, seed=args.seed,
+                        length=args.length, n_samples=args.n_samples, smoothing=args.smoothing)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, checks = run(config)
     print(f"Pareto token tree: depth {config.depth}, V = {config.branching}, alpha = {config.alpha:g}, "
           f"seed {config.seed}; |x| = {config.length}; bits per block (H, E[L]) and per token (gamma)")
     print(format_table(rows))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(out / "demo_table.csv", buf.getvalue())
+    write_csv(out / "demo_table.csv", [{k: r[k] for k in COLUMNS} for r in rows])
     plot(rows, config, out / "fig_demo.png")
     claims = _claims(rows, checks, config)
-    cfg = config_to_dict(config)
-    summary = {
-        "schema": "elasticity.summary/1",
-        "kind": "demo",
-        "config": cfg,
-        "config_hash": config_hash(cfg),
-        "env": environment(),
-        "claims": [c.to_dict() for c in claims],
-        "figures": ["fig_demo.png"],
-        "tables": {"demo": "demo_table.csv"},
-        "started_at": started.isoformat(timespec="seconds"),
-        "wall_time_s": round(time.perf_counter() - t0, 3),
-    }
-    write_json_atomic(out / "summary.json", summary)
-    failed = [c.id for c in claims if c.verdict == "fails"]
+    write_summary(out, config=config_to_dict(config), claims=claims, started_at=started, t0=t0, kind="demo",
+                  figures=["fig_demo.png"], tables={"demo": "demo_table.csv"})
     for c in claims:
         print(f"[{c.verdict}] {c.statement}")
     print(f"wrote {out / 'summary.json'}, {out / 'demo_table.csv'}, {out / 'fig_demo.png'}")
-    return 1 if failed else 0
-
+    return 1 if any(c.verdict == "fails" for c in claims) else 0

@@ -26,12 +26,17 @@ def test_demo_writes_table_plot_and_summary(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "E[L_huff]" in printed and "gamma_norm" in printed and "[holds]" in printed
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["schema"] == "elasticity.summary/1" and summary["kind"] == "demo"
+    assert summary["schema"] == "elasticity.summary/2" and summary["kind"] == "demo"
+    assert summary["started_at"].endswith("Z") and summary["tally"] == {
+        "verification": {"holds": 5, "fails": 0, "inconclusive": 0}}
     assert summary["config"]["depth"] == 6 and summary["config"]["branching"] == 3
     assert len(summary["config_hash"]) == 64 and summary["env"]["numpy"]
     assert summary["figures"] == ["fig_demo.png"] and (out / "fig_demo.png").stat().st_size > 10_000
-    assert {c["verdict"] for c in summary["claims"]} == {"holds"}
-    assert {"id", "statement", "predicted", "measured", "ci", "verdict", "source", "details"} <= set(summary["claims"][0])
+    assert [c["id"] for c in summary["claims"]] == ["demo.huffman_bounds", "demo.kraft", "demo.prune_mass",
+                                                    "demo.thm34_block_code", "demo.normalized_rate_nonpositive"]
+    for c in summary["claims"]:
+        assert c["verdict"] == "holds" and c["tier"] == "verification" and c["rule"].startswith("holds iff")
+    assert summary["config"]["tolerance"] == 1e-12 and "1e-12" in summary["claims"][2]["rule"]
     with (out / summary["tables"]["demo"]).open() as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["depth"]) for r in rows] == [1, 2, 3, 4, 5, 6]
@@ -40,7 +45,8 @@ def test_demo_writes_table_plot_and_summary(tmp_path, capsys):
         h, el = float(r["entropy_bits"]), float(r["huffman_bits_per_block"])
         assert h - 1e-12 <= el < h + 1
         d = int(r["depth"])
-        assert math.isclose(float(r["rate_ideal_bits_per_token"]), h / d, rel_tol=1e-12, abs_tol=1e-15)
+        # the CSV carries 10 significant digits (harness.write_csv), so H/d is compared at 1e-9
+        assert math.isclose(float(r["rate_ideal_bits_per_token"]), h / d, rel_tol=1e-9, abs_tol=1e-15)
         assert float(r["rate_model_bits_per_token"]) >= float(r["rate_ideal_bits_per_token"]) - 1e-12  # Gibbs
 
 
@@ -56,11 +62,33 @@ def test_demo_table_matches_the_library(tmp_path):
     assert tt.ideal_code_length(tt.uniform_tree(2), 2, 2).paper_bits == 2.0
 
 
-def test_demo_rejects_bad_options_with_the_key_name(tmp_path, capsys):
-    assert demo.main(parse(["--out", str(tmp_path), "--alpha", "0.5"])) == 2
-    assert "alpha must be a finite float > 1; got 0.5" in capsys.readouterr().out
-    with pytest.raises(Exception, match="depth must be"):
+def test_demo_rejects_bad_options_with_the_key_name(tmp_path):
+    """A bad option is a user error (ConfigError, a UserError): the CLI prints it as one line, exit 2;
+    nothing is written before it is raised."""
+    from tokentree.errors import ConfigError, UserError
+
+    with pytest.raises(ConfigError, match=r"alpha must be a finite float > 1; got 0\.5") as info:
+        demo.main(parse(["--out", str(tmp_path / "out"), "--alpha", "0.5"]))
+    assert isinstance(info.value, UserError) and not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="depth must be"):
         demo.DemoConfig(depth=0)
+    with pytest.raises(ConfigError, match="tolerance must be"):
+        demo.DemoConfig(tolerance=-1.0)
+
+
+def test_a_failed_exact_check_fails_its_claim_and_the_exit_status(tmp_path, monkeypatch, capsys):
+    """Planted breakage: Huffman code lengths one bit too long (Kraft sum 1/2) fail demo.kraft, exit 1."""
+    import tokentree as tt
+
+    right = tt.huffman_code_lengths
+    monkeypatch.setattr(tt, "huffman_code_lengths", lambda p: right(p) + 1)
+    out = tmp_path / "demo"
+    assert demo.main(parse(["--out", str(out), "--depth", "4", "--n-samples", "50"])) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    verdicts = {c["id"]: c["verdict"] for c in summary["claims"]}
+    assert verdicts.pop("demo.kraft") == "fails" and set(verdicts.values()) == {"holds"}
+    assert summary["tally"]["verification"] == {"holds": 4, "fails": 1, "inconclusive": 0}
+    assert "[fails] Huffman code lengths meet Kraft" in capsys.readouterr().out
 
 
 def test_elasticity_demo_console_command(tmp_path):
