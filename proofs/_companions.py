@@ -71,46 +71,60 @@ def sizes_for(k: float, rho3: float, rng, a: float = 1000.0) -> tuple[float, flo
     return (frac * (dp - n3), (1 - frac) * (dp - n3), n3, a)
 
 
-PREFIXES = ([0], [1, 0], [1, 1])  # component markers: disjoint supports (digest R0)
+PREFIXES = ([0], [1, 0], [1, 1])  # disjoint markers of the joint-compression check (digest R0)
+
+#: Pareto shapes of the Theorem 4.2 world's components P_1, P_2 = P_a, P_3 = P_t.
+COMPONENT_ALPHAS = (1.8, 2.0, 2.5)
 
 
-class _World:
-    """Three disjoint-support components: tokentree Pareto trees behind the markers 0, 10, 11.
+def mixture_world(rng, depth: int = 6):
+    """The simulator's world (:func:`tokentree.sim.build_world`) for the Theorem 4.2 companions.
 
-    The model is ``tokentree.joint_tree`` of the three at the theorem's sizes, and the rates are
-    ``tokentree.normalized_compression_rate`` (bits per block; M = the data tree's positive leaves).
+    Three disjoint-support components: tokentree Pareto trees of ``depth`` layers with shapes
+    :data:`COMPONENT_ALPHAS` under two-token markers; the world's seed is three words drawn from
+    ``rng``. Under disjoint supports every slope and ratio in l is independent of the components'
+    masses (their entropies are l-independent constants), so the trees drawn only move the float
+    rounding of the finite differences, never the value they estimate.
     """
+    from tokentree.sim import build_world
 
-    def __init__(self, rng, depth: int = 6):
-        pareto_tree = tokentree.pareto_tree
-        self.trees = [pareto_tree(depth, alpha=alpha, seed=_seed(rng)).with_prefix(pre)
-                      for alpha, pre in zip((1.8, 2.0, 2.5), PREFIXES)]
-        self.depth = depth + 2  # no pruning: every leaf of every component is kept
+    entropy = [int(x) for x in rng.integers(0, 2**31 - 1, size=3)]
+    return build_world(COMPONENT_ALPHAS, component_depth=depth, marker_length=2,
+                       seed=np.random.SeedSequence(entropy))
 
-    def rates_bits(self, n, l) -> tuple[float, float]:
-        """(γ_a, γ_p): normalised compression rates of D_a and D_p under the joint model, in bits."""
-        n1, n2, n3, a = n
-        joint, ncr = tokentree.joint_tree, tokentree.normalized_compression_rate
-        model = joint(self.trees, [n1, n2 + a, n3 + a * l])
-        d_p = joint(self.trees, [n1, n2, n3])
-        return ncr(self.trees[1], model, self.depth), ncr(d_p, model, self.depth)
+
+def rates_bits(world, n, l) -> tuple[float, float]:
+    """(γ_a, γ_p): normalised compression rates of D_a and D_p under the joint model, in bits per block.
+
+    The model is ``tokentree.joint_tree`` of the world's components at the theorem's sizes
+    (n1, n2 + a, n3 + l·a), D_p the joint tree at (n1, n2, n3); the rates are
+    ``tokentree.normalized_compression_rate`` at the world's full depth (no pruning: every leaf of
+    every component is kept; M = the data tree's positive leaves). This is tokentree's core path,
+    not the simulator's closed forms.
+    """
+    n1, n2, n3, a = n
+    comps, depth = world.components, world.full_depth
+    model = tokentree.joint_tree(comps, [n1, n2 + a, n3 + a * l])
+    d_p = tokentree.joint_tree(comps, [n1, n2, n3])
+    ncr = tokentree.normalized_compression_rate
+    return ncr(comps[1], model, depth), ncr(d_p, model, depth)
 
 
 def slopes_tokentree(n, l: float, rng) -> tuple[float, float]:
     """Central-difference slopes dγ_a/dl, dγ_p/dl (bits per unit l) at l, step h = l/10
     (truncation error ~ (h/(ρ3·k))², rounding ~ 1e-14/(h·|dγ_p/dl|): both far below the tolerances)."""
-    world = _World(rng)
+    world = mixture_world(rng)
     h = l / 10
-    ga1, gp1 = world.rates_bits(n, l + h)
-    ga0, gp0 = world.rates_bits(n, l - h)
+    ga1, gp1 = rates_bits(world, n, l + h)
+    ga0, gp0 = rates_bits(world, n, l - h)
     return (ga1 - ga0) / (2 * h), (gp1 - gp0) / (2 * h)
 
 
 def invariant_tokentree(n, l: float, rng) -> float:
     """a·Δγ_a + |D_p|·Δγ_p in nats from tokentree's rates (bits × ln 2)."""
-    world = _World(rng)
-    ga0, gp0 = world.rates_bits(n, 0.0)
-    ga1, gp1 = world.rates_bits(n, l)
+    world = mixture_world(rng)
+    ga0, gp0 = rates_bits(world, n, 0.0)
+    ga1, gp1 = rates_bits(world, n, l)
     n1, n2, n3, a = n
     return (a * (ga1 - ga0) + (n1 + n2 + n3) * (gp1 - gp0)) * LN2
 

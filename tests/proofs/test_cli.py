@@ -144,20 +144,33 @@ def test_whole_prove_command_runs_under_a_minute(tmp_path):
     assert wall < 60, f"elasticity prove took {wall:.1f} s"
 
 
-def test_broken_tokentree_function_fails_the_statement(monkeypatch):
+def _plant(monkeypatch, name, fn):
+    """Replace tokentree.<name> where it is defined and where it is re-exported (a real breakage of
+    the core would be in both places for every caller)."""
+    import sys
+
+    import tokentree
+
+    monkeypatch.setattr(sys.modules[getattr(tokentree, name).__module__], name, fn)
+    monkeypatch.setattr(tokentree, name, fn)
+
+
+@pytest.mark.parametrize("statement, function", [("thm_4_2_elasticity", "pareto_tree"),
+                                                 ("eq_3_hooke_series", "normalized_compression_rate"),
+                                                 ("eq_joint_mixture", "joint_tree")])
+def test_broken_tokentree_function_fails_the_statement(monkeypatch, statement, function):
     """No scaffold hides breakage: a tokentree function that raises makes the companion crash, and a
     crashed companion is a FAILED statement (not VERIFIED with its companion "not run")."""
-    import tokentree
     from proofs import _runner
 
     def broken(*args, **kwargs):
-        raise RuntimeError("planted: pareto_tree is broken")
+        raise RuntimeError(f"planted: {function} is broken")
 
-    monkeypatch.setattr(tokentree, "pareto_tree", broken)
-    res = _runner.run_one("thm_4_2_elasticity")
+    _plant(monkeypatch, function, broken)
+    res = _runner.run_one(statement)
     assert res.status == "FAILED" and res.companion is None
-    assert "planted: pareto_tree is broken" in res.companion_error
-    assert res.reason == "numeric companion failed: RuntimeError: planted: pareto_tree is broken"
+    assert f"planted: {function} is broken" in res.companion_error
+    assert res.reason == f"numeric companion failed: RuntimeError: planted: {function} is broken"
     claim = _runner.claims([res])[0]
     assert claim.verdict == "fails" and claim.measured == "FAILED"
     assert "crashed" in _runner.status_table([res])
@@ -178,7 +191,7 @@ def test_tokentree_returning_wrong_masses_fails_the_statement(monkeypatch):
         m[0] += 0.5 * m.sum()
         return m / m.sum()
 
-    monkeypatch.setattr(tokentree, "leaf_masses", wrong)
+    _plant(monkeypatch, "leaf_masses", wrong)
     res = _runner.run_one("eq_joint_mixture")
     assert res.status == "FAILED" and res.reason.startswith("numeric companion failed: ")
     assert res.companion and not all(c.ok for c in res.companion)
