@@ -1,4 +1,4 @@
-"""tokentree._sim_kernels: rate changes without cancellation, against the obvious formulas."""
+"""tokentree.sim._kernels: rate changes without cancellation, against the obvious formulas."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tokentree import _sim_kernels as K
+from tokentree.sim import _kernels as K
 
 
 def _naive_h(w, c):

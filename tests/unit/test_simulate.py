@@ -1,4 +1,4 @@
-"""tokentree.simulate: worlds, closed forms, the exact and finite models against the tokentree core."""
+"""tokentree.sim: worlds, closed forms, the exact and finite models against the tokentree core."""
 
 from __future__ import annotations
 
@@ -8,15 +8,33 @@ import numpy as np
 import pytest
 
 from tokentree import TokenTree
-from tokentree.errors import ConfigError
+from tokentree.errors import ConfigError, InvalidInputError, InvalidTypeError
+from tokentree.harness import mean_ci
 from tokentree.mixture import joint_tree
 from tokentree.rates import compression_rate, normalized_compression_rate
-from tokentree.simulate import (
-    SimConfig, build_world, corrected_finite_ratio, exact_deltas, exact_local_slopes, exact_ratio,
-    exact_secant_ratio, exact_slopes, exact_sweep, finite_unit, hooke_l2_term, hooke_sum, load_sim_config,
-    pruned_leaf_masses, sign_crossing, sign_threshold, t_interval,
+from tokentree.sim import (
+    CONFIG_DIR,
+    SimConfig,
+    _kernels as K,
+    build_world,
+    corrected_finite_ratio,
+    exact_deltas,
+    exact_local_slopes,
+    exact_ratio,
+    exact_secant_ratio,
+    exact_slopes,
+    exact_sweep,
+    find_config,
+    finite_unit,
+    hooke_l2_term,
+    hooke_sum,
+    load_sim_config,
+    measure,
+    pruned_leaf_masses,
+    sign_crossing,
+    sign_threshold,
+    world as world_module,
 )
-from tokentree import _sim_kernels as K
 
 SHARES = np.array([1 / 3, 1 / 3, 1 / 3])
 
@@ -173,21 +191,15 @@ def test_counts_model_follows_the_corrected_ratio_and_flips_sign_when_m_exceeds_
     m = world.n_leaves(2)  # 15
     ratios = [finite_unit(world, depth=world.full_depth, a=40 * m, k=100.0, shares=SHARES, l=0.01,
                           seed=s)["ratio"] for s in range(6)]
-    mean, lo, hi = t_interval(ratios)
-    assert mean == pytest.approx(corrected_finite_ratio(100.0, m, 1 / 3, 40 * m), rel=0.05)
-    assert lo <= mean <= hi
+    mean, (lo, hi) = mean_ci(ratios)
+    predicted = corrected_finite_ratio(100.0, m, 1 / 3, 40 * m)
+    assert predicted * 1.05 <= lo and hi <= predicted * 0.95  # the CI over seeds lies inside the 5 % band
     flip = [finite_unit(world, depth=world.full_depth, a=1, k=100.0, shares=SHARES, l=0.01, seed=s)["ratio"]
             for s in range(4)]
     assert min(flip) > 0
     ctrl = finite_unit(world, depth=world.full_depth, a=20 * m, k=10.0, shares=np.array([0.5, 0.5, 0.0]),
                        l=0.01, seed=0)
     assert ctrl["ratio"] == pytest.approx(1.0, abs=1e-6)
-
-
-def test_t_interval_uses_student_t():
-    mean, lo, hi = t_interval([1.0, 2.0, 3.0])
-    assert mean == 2.0 and hi - mean == pytest.approx(4.303 * 1.0 / math.sqrt(3), rel=1e-3)
-    assert t_interval([None, 5.0]) == (5.0, 5.0, 5.0)
 
 
 # ----------------------------------------------------------------------------- configs
@@ -208,6 +220,10 @@ def test_t_interval_uses_student_t():
     (["exact.hooke_l=0.5"], r"exact\.hooke_l must be a float in \(0, 0\.01\]"),
     (["finite.n_seeds=1"], r"finite\.n_seeds must be an int in \[2, 1000\]; got 1"),
     (["finite.evaluation=test"], r"finite\.evaluation must be of type"),
+    (["claims.identity_tolerance=2.0"], r"claims\.identity_tolerance must be a float in \(0, 1\); got 2\.0"),
+    (["claims.core_tolerance_bits=0.0"], r"claims\.core_tolerance_bits must be a float > 0"),
+    (["finite.law_from_over_leaves=0"], r"finite\.law_from_over_leaves must be a float > 0; got 0\.0"),
+    (["claims.identity_tol=1e-6"], r"Unknown config key 'claims\.identity_tol'\. Did you mean 'claims\.identity_tolerance'"),
     (["exact.size_ratio=[10]"], r"Unknown config key 'exact\.size_ratio'\. Did you mean 'exact\.size_ratios'\?"),
     (["world.vocab=3"], r"Unknown config key 'world\.vocab'\. Did you mean 'world\.vocab_size'\?"),
 ])
@@ -216,44 +232,103 @@ def test_bad_configs_are_rejected_naming_the_key(override, fragment):
         load_sim_config(None, override)
 
 
-def test_shipped_profiles_load_and_default_equals_the_builtin_defaults():
+def test_shipped_profiles_load_and_default_equals_the_builtin_defaults(tmp_path):
     assert load_sim_config("default") == SimConfig()
     quick = load_sim_config("quick", ["seed=3"])
     assert quick.name == "quick" and quick.seed == 3
-    with pytest.raises(ConfigError, match=r"--config must be a TOML file or a shipped profile \(default, quick"):
+    assert find_config("quick") == CONFIG_DIR / "quick.toml" and find_config(None) is None
+    own = tmp_path / "mine.toml"
+    own.write_text('name = "mine"\n[claims]\nidentity_tolerance = 1e-8\n')
+    assert find_config(own) == own
+    assert load_sim_config(own).claims.identity_tolerance == 1e-8
+    with pytest.raises(ConfigError, match=r"--config must be a TOML file or a shipped profile \(default, quick\)"):
         load_sim_config("nonexistent")
 
 
 def test_corrected_ratio_needs_perturbation_data_in_pretraining():
-    from tokentree.errors import InvalidInputError
-
     with pytest.raises(InvalidInputError, match=r"rho3 and a must be > 0 .*got rho3=0\.0"):
         corrected_finite_ratio(10.0, 100, 0.0, 1000)
     assert corrected_finite_ratio(10.0, 100, 0.5, 100) == math.inf  # the pole a = M/(2ρ3)
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    ({"k": 0.0}, r"k must be a finite number > 0 \(\|D_p\|/\|D_a\|\); got 0\.0"),
-    ({"a": -1.0}, r"a must be a finite number > 0"),
-    ({"depth": 0}, r"depth must be an int >= 1; got 0"),
-    ({"shares": [0.5, 0.5]}, r"shares must be 3 non-negative numbers summing to 1"),
-    ({"ls": [0.1, -0.01]}, r"ls must be a 1-D list of perturbation ratios l >= 0"),
-], ids=["k", "a", "depth", "shares", "ls"])
-def test_exact_sweep_rejects_bad_arguments_naming_them(world, kwargs, fragment):
-    from tokentree.errors import InvalidInputError
+# ----------------------------------------------------------------------------- validation at the public entry
 
-    args = {"depth": world.full_depth, "a": 100.0, "k": 10.0, "shares": SHARES, "ls": [0.01]} | kwargs
-    with pytest.raises(InvalidInputError, match=fragment):
-        exact_sweep(world, **args)
+BASE = {"depth": 6, "a": 100.0, "k": 10.0, "shares": SHARES}
+CALLS = {
+    "exact_sweep": lambda w, **kw: exact_sweep(w, **({**BASE, "ls": [0.01]} | kw)),
+    "exact_local_slopes": lambda w, **kw: exact_local_slopes(w, **({**BASE, "ls": [0.01]} | kw)),
+    "sign_crossing": lambda w, **kw: sign_crossing(w, **(BASE | kw)),
+    "finite_unit": lambda w, **kw: finite_unit(w, **({**BASE, "a": 30, "l": 0.01, "seed": 0} | kw)),
+}
 
 
-def test_finite_unit_rejects_bad_arguments_naming_them(world):
-    from tokentree.errors import InvalidInputError
+@pytest.mark.parametrize("function", sorted(CALLS))
+@pytest.mark.parametrize("bad, error, fragment", [
+    ({"k": 0.0}, InvalidInputError, r"^k must be a finite float > 0; got 0\.0\.$"),
+    ({"k": "10"}, InvalidTypeError, r"^k must be a finite float > 0; got '10' of type str\.$"),
+    ({"a": 0}, InvalidInputError, r"^a must be (a finite float > 0|an int >= 1); got 0(\.0)?\.$"),
+    ({"depth": 0}, InvalidInputError, r"^depth must be an int >= 1; got 0\.$"),
+    ({"depth": 2.5}, InvalidTypeError, r"^depth must be an int >= 1; got 2\.5 of type float\.$"),
+    ({"shares": [0.5, 0.5]}, InvalidInputError, r"^shares must have one share per component \(3\); got 2"),
+    ({"shares": [0.5, 0.6, -0.1]}, InvalidInputError, r"^shares must be non-negative; got -0\.1 at index 2"),
+    ({"shares": "equal"}, InvalidTypeError, r"^shares must be a 1-D array"),
+], ids=["k-value", "k-type", "a-value", "depth-value", "depth-type", "shares-length", "shares-negative",
+        "shares-type"])
+def test_public_measurements_reject_a_bad_setting_naming_the_parameter(world, function, bad, error, fragment):
+    with pytest.raises(error, match=fragment):
+        CALLS[function](world, **bad)
 
-    base = {"depth": world.full_depth, "a": 30, "k": 10.0, "shares": SHARES, "l": 0.01, "seed": 0}
-    with pytest.raises(InvalidInputError, match=r"a must be an int >= 1 \(a number of samples\); got 2\.5"):
-        finite_unit(world, **(base | {"a": 2.5}))
-    with pytest.raises(InvalidInputError, match=r"evaluation must be 'in_sample' or 'held_out'; got 'test'"):
-        finite_unit(world, **(base | {"evaluation": "test"}))
-    with pytest.raises(InvalidInputError, match=r"seed must be None, an int >= 0 or a numpy SeedSequence"):
+
+@pytest.mark.parametrize("function", sorted(CALLS) + ["pruned_leaf_masses"])
+def test_public_measurements_reject_something_that_is_not_a_world(function):
+    call = CALLS.get(function, lambda w, **kw: pruned_leaf_masses(w, 3))
+    with pytest.raises(InvalidTypeError, match=r"^world must be a World \(see build_world\); got dict\.$"):
+        call({"components": []})
+
+
+@pytest.mark.parametrize("function, bad, error, fragment", [
+    ("exact_sweep", {"ls": [0.1, -0.01]}, InvalidInputError, r"ls must be a 1-D list of perturbation ratios l >= 0"),
+    ("exact_sweep", {"ls": [[0.1]]}, InvalidInputError, r"ls must be a 1-D list"),
+    ("exact_local_slopes", {"rel_step": 0.0}, InvalidInputError, r"^rel_step must be a finite float > 0"),
+    ("sign_crossing", {"lo": 1.0, "hi": 0.5}, InvalidInputError, r"^hi must be a finite float > 1"),
+    ("sign_crossing", {"iters": 0}, InvalidInputError, r"^iters must be an int >= 1; got 0\.$"),
+    ("finite_unit", {"a": 2.5}, InvalidTypeError, r"^a must be an int >= 1; got 2\.5 of type float\.$"),
+    ("finite_unit", {"l": -0.1}, InvalidInputError, r"^l must be a finite float > 0; got -0\.1\.$"),
+    ("finite_unit", {"evaluation": "test"}, InvalidInputError,
+     r"^evaluation must be 'in_sample' or 'held_out'; got 'test'\.$"),
+    ("finite_unit", {"evaluation": 1}, InvalidTypeError, r"^evaluation must be 'in_sample' or 'held_out'"),
+    ("finite_unit", {"pseudo_count": 0.0}, InvalidInputError, r"^pseudo_count must be a finite float > 0"),
+    ("finite_unit", {"seed": -1}, InvalidInputError, r"^seed must be None, an int >= 0"),
+])
+def test_each_public_measurement_rejects_its_own_bad_arguments(world, function, bad, error, fragment):
+    with pytest.raises(error, match=fragment):
+        CALLS[function](world, **bad)
+
+
+def test_build_world_rejects_bad_arguments_naming_them():
+    with pytest.raises(InvalidTypeError, match=r"^seed must be None, an int >= 0, a numpy SeedSequence"):
         build_world([2.0, 2.0, 2.0], component_depth=2, seed=np.random.default_rng(0))
+    with pytest.raises(InvalidTypeError, match=r"^component_depth must be an int; got the float 2\.0"):
+        build_world([2.0, 2.0, 2.0], component_depth=2.0)
+    with pytest.raises(InvalidInputError, match=r"^alphas must be a list of Pareto shapes alpha > 1; got 1\.0"):
+        build_world([2.0, 1.0, 2.0], component_depth=2)
+    with pytest.raises(InvalidTypeError, match=r"^alphas must be a list of Pareto shapes"):
+        build_world(["two", 2.0, 2.0], component_depth=2)
+
+
+def test_sign_crossing_validates_once_not_on_every_bisection_step(world, monkeypatch):
+    """The bisection evaluates the slope ~40 times; the arguments are checked once, at the entry."""
+    checks, steps = [], []
+
+    def counting(fn, log):
+        return lambda *args, **kwargs: log.append(1) or fn(*args, **kwargs)
+
+    monkeypatch.setattr(measure, "_check_setting", counting(measure._check_setting, checks))
+    monkeypatch.setattr(measure, "check_world", counting(measure.check_world, checks))
+    monkeypatch.setattr(world_module, "check_world", counting(world_module.check_world, checks))
+    monkeypatch.setattr(measure, "_local_slopes", counting(measure._local_slopes, steps))
+    shares = np.array([0.5, 0.3, 0.2])
+    lstar = sign_crossing(world, depth=world.full_depth, a=100.0, k=50.0, shares=shares)
+    assert lstar == pytest.approx(0.2 / 0.8, rel=1e-8)
+    assert len(steps) > 20  # the loop really ran
+    assert len(checks) == 2  # _check_setting once, and the check_world it calls once

@@ -2,14 +2,14 @@
 
     elasticity simulate [--config default|quick|FILE.toml] [--set key=value ...] --out DIR
 
-Writes ``DIR/summary.json`` (resolved config, environment, claims), ``DIR/sweep.csv`` and the PNG
-figures; finished units are kept in ``DIR/parts`` and skipped on a rerun with the same config.
+Writes ``DIR/summary.json`` (resolved config, environment, claims with their tiers, the tally per
+tier, the runtime), ``DIR/sweep.csv`` and the PNG figures; finished units are kept in ``DIR/parts``
+and skipped on a rerun with the same config.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 __all__ = ["add_arguments", "main"]
 
@@ -27,26 +27,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from .errors import ConfigError
-    from .simulate import load_sim_config, run_simulation
+    """Run the sweep and print one line per claim; a bad config raises ConfigError (a UserError, which
+    ``elasticity`` prints as one line with exit status 2)."""
+    from .config import load_sim_config
+    from .sweep import run_simulation
 
-    try:
-        cfg = load_sim_config(args.config, args.overrides)
-    except ConfigError as exc:
-        print(f"elasticity simulate: error: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_sim_config(args.config, args.overrides)
     if args.print_config:
         import json
 
-        from .harness import config_to_dict
+        from ..harness import config_to_dict
 
         print(json.dumps(config_to_dict(cfg), indent=2))
         return 0
     summary = run_simulation(cfg, args.out, progress=not args.no_progress)
     width = max(len(c["id"]) for c in summary["claims"])
     for c in summary["claims"]:
-        print(f"  {c['verdict']:<12} {c['id']:<{width}}  {c['statement'][:90]}")
-    bad = [c for c in summary["claims"] if c["verdict"] == "fails"]
-    print(f"elasticity simulate: {len(summary['claims'])} claims, {len(bad)} failed; "
+        print(f"  {c['verdict']:<12} {c['tier']:<12} {c['id']:<{width}}  {c['statement'][:80]}")
+    tally = "; ".join(f"{tier}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+                      for tier, counts in summary["tally"].items())
+    failed = sum(c["verdict"] == "fails" for c in summary["claims"])
+    print(f"elasticity simulate: {len(summary['claims'])} claims, {failed} failed ({tally}); "
           f"{summary['wall_time_s']:.1f} s; wrote {args.out}/summary.json")
     return 0

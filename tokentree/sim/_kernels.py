@@ -7,7 +7,7 @@ dataset's leaf distribution ``w`` under the model ``Q = C / T`` change when pert
 ~1e-12 bits (``dγ_p/dl ≈ -1/k²`` at k = 10⁴, l = 10⁻⁴), which loses every digit. Per leaf the change
 is exactly ``log1p(dT/T) - log1p(dc_j/C_j)``, which these kernels sum without cancellation.
 
-Kernels trust their input (see ``tokentree.simulate`` for the validated callers): contiguous
+Kernels trust their input (see :mod:`tokentree.sim.measure` for the validated callers): contiguous
 float64 arrays, ``C_j > 0`` wherever ``w_j > 0``. They raise nothing; a leaf with ``w_j > 0`` and
 ``C_j = 0`` gives ``inf`` (a rate) or ``nan`` (a change), which the caller reports.
 """

@@ -1,4 +1,4 @@
-"""Figures of the elasticity simulator (matplotlib, Agg backend, imported inside the functions).
+"""Figures of the elasticity simulator (the harness's headless pyplot; matplotlib imported on first use).
 
 Every function takes the sweep's rows (the dicts written to ``sweep.csv``) and writes one PNG:
 
@@ -18,27 +18,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ..harness import mean_ci, pyplot, save_figure
+
 __all__ = ["plot_all", "plot_figure1", "plot_ratio_vs_k", "plot_gamma_vs_l", "plot_regimes", "plot_finite"]
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig, out: Path, name: str) -> str:
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{name}.tmp.png"
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    tmp.replace(out / name)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    save_figure(fig, out / name)
     return name
+
+
+def _mean_low_high(values) -> tuple[float, float, float]:
+    """(mean, low, high) of the 95 % t-interval over seeds (low = high = mean with one value)."""
+    mean, ci = mean_ci(values)
+    return (mean, mean, mean) if ci is None else (mean, ci[0], ci[1])
 
 
 def _rows(rows, experiment):
@@ -46,7 +39,7 @@ def _rows(rows, experiment):
 
 
 def plot_figure1(rows, cfg, out: Path) -> str:
-    plt = _plt()
+    plt = pyplot()
     main = _rows(rows, "main")
     l0 = cfg.exact.hooke_l
     a = cfg.exact.alignment_size
@@ -68,7 +61,7 @@ def plot_figure1(rows, cfg, out: Path) -> str:
 
 
 def plot_ratio_vs_k(rows, cfg, out: Path) -> str:
-    plt = _plt()
+    plt = pyplot()
     main = _rows(rows, "main")
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     ks = sorted({r["k"] for r in main})
@@ -89,7 +82,7 @@ def plot_ratio_vs_k(rows, cfg, out: Path) -> str:
 
 
 def plot_gamma_vs_l(rows, cfg, out: Path) -> str:
-    plt = _plt()
+    plt = pyplot()
     main = _rows(rows, "main")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for k in sorted({r["k"] for r in main}):
@@ -113,7 +106,7 @@ def plot_gamma_vs_l(rows, cfg, out: Path) -> str:
 
 
 def plot_regimes(rows, cfg, out: Path) -> str:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     rr = _rows(rows, "rho3")
     ax = axes[0]
@@ -161,16 +154,14 @@ def plot_regimes(rows, cfg, out: Path) -> str:
 
 
 def plot_finite(rows, cfg, out: Path) -> str | None:
-    from .simulate import t_interval
-
     fin = _rows(rows, "finite")
     if not fin:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
     for k in sorted({r["k"] for r in fin}):
         xs = sorted({r["a_over_m"] for r in fin if r["k"] == k})
-        stats = [t_interval([r["ratio"] for r in fin if r["k"] == k and r["a_over_m"] == x]) for x in xs]
+        stats = [_mean_low_high([r["ratio"] for r in fin if r["k"] == k and r["a_over_m"] == x]) for x in xs]
         y = np.array([s[0] for s in stats]) / k
         err = np.array([[s[0] - s[1], s[2] - s[0]] for s in stats]).T / k
         line = ax.errorbar(xs, -y, yerr=err[::-1], fmt="o", ms=4, capsize=2, label=f"k = {k:g} (mean, 95 % CI)")
@@ -189,7 +180,7 @@ def plot_finite(rows, cfg, out: Path) -> str | None:
     if cap:
         k = cap[0]["k"]
         ds = sorted({r["depth"] for r in cap})
-        stats = [t_interval([r["ratio"] for r in cap if r["depth"] == d]) for d in ds]
+        stats = [_mean_low_high([r["ratio"] for r in cap if r["depth"] == d]) for d in ds]
         y = np.array([s[0] for s in stats])
         err = np.abs(np.array([[s[0] - s[1], s[2] - s[0]] for s in stats]).T)
         ax2.errorbar(ds, y, yerr=err, fmt="o", ms=4, capsize=2, label="counts model (mean, 95 % CI)")
