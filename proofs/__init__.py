@@ -16,16 +16,7 @@ The statement modules, in the order of the paper, are listed in :data:`STATEMENT
 
 from __future__ import annotations
 
-STATEMENTS: tuple[str, ...] = (
-    "thm_3_4_ideal_code_length",
-    "eq_joint_mixture",
-    "def_4_1_normalized_rate",
-    "pareto_mass_distribution",
-    "thm_4_2_elasticity",
-    "eq_3_hooke_series",
-    "negative_control",
-    "finite_sample_correction",
-)
+from .statements import STATEMENTS as STATEMENTS
 
 __all__ = ["STATEMENTS", "run_all", "run_one", "render_markdown", "claims", "resolve_names"]
 

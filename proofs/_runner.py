@@ -8,8 +8,8 @@ import time
 
 import sympy as sp
 
-from proofs import STATEMENTS
 from proofs.kit import RULES, DerivationResult, run_companion
+from proofs.statements import STATEMENTS
 
 __all__ = ["resolve_names", "run_one", "run_all", "render_markdown", "claims", "status_table"]
 

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from proofs import STATEMENTS
+from proofs.statements import STATEMENTS
 
 __all__ = ["add_arguments", "main"]
 
