@@ -11,6 +11,13 @@ The job is a list of *parts*. Each part is one ``elasticity`` subcommand (``prov
 3. write ``OUT/report.md`` and a self-contained ``OUT/report.html`` (figures embedded as data URIs),
    and print a claim-by-claim table in the terminal.
 
+Every claim has a tier (``verification``, ``sanity``, ``theory``, ``paper``; see
+:mod:`tokentree.harness.results`), and verdicts are counted per tier, never across tiers. The report
+opens with a one-screen *scorecard*: the paper's claims and the theory's predictions, one row each
+with its part, verdict, measured value and CI, prediction and verdict rule; then the tallies per
+tier, then each part's detail. A summary from before tiers (schema ``elasticity.summary/1``) still
+renders, its claims counted as ``untiered``.
+
 A part that fails is recorded as failed (with the end of its traceback) and the job goes on; the exit
 status is non-zero if any part failed.
 """
@@ -23,16 +30,15 @@ import hashlib
 import html
 import io
 import json
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
-from tokentree.harness import environment, read_json, write_json_atomic, write_text_atomic
+from tokentree.harness import TIERS, VERDICTS, environment, read_json, utc_now, write_json_atomic, write_text_atomic
 
-__all__ = ["PROFILES", "Part", "add_arguments", "main", "reproduce", "render_report"]
+__all__ = ["PROFILES", "Part", "TIER_ORDER", "SCORECARD_TIERS", "add_arguments", "main", "reproduce",
+           "render_report", "claim_tier", "tier_tally", "format_tally"]
 
 
 @dataclass(frozen=True)
@@ -116,15 +122,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    """``elasticity reproduce``: exit 0 when every chosen part is done, 1 when one failed.
+
+    A bad ``--only`` raises :class:`~empirical.cli.UsageError` (one line, exit 2) before anything runs.
+    """
+    from empirical.cli import UsageError
+
     out = Path(args.out or f"results/{args.profile}")
     parts = PROFILES[args.profile]
     if args.only:
-        names = {p.name for p in parts}
+        names = [p.name for p in parts]
         unknown = [n for n in args.only if n not in names]
         if unknown:
-            print(f"elasticity reproduce: --only must name parts of profile {args.profile!r} "
-                  f"({', '.join(sorted(names))}); got {', '.join(unknown)}.", file=sys.stderr)
-            return 2
+            raise UsageError(f"--only must name parts of profile {args.profile!r} ({', '.join(names)}); "
+                             f"got {', '.join(unknown)}.")
     if args.no_progress:
         import os
 
@@ -146,7 +157,8 @@ def _load_state(out: Path) -> dict:
 def reproduce(out: Path, profile: str = "quick", *, only=None, force: bool = False,
               progress: bool = True) -> dict:
     """Run the profile's parts into ``out`` (resuming), then write the report. Returns the part states."""
-    from empirical.cli import main as cli_main
+    from empirical.cli import dispatch, one_line
+    from tokentree.errors import UserError
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -166,20 +178,23 @@ def reproduce(out: Path, profile: str = "quick", *, only=None, force: bool = Fal
         argv = part.command(part_out)
         print(f"[{i}/{len(parts)}] {part.name}: elasticity {' '.join(argv)}", flush=True)
         t0 = time.perf_counter()
-        record = {"key": part.key(), "argv": argv, "started_at": _now()}
+        record = {"key": part.key(), "argv": argv, "started_at": utc_now()}
         try:
-            rc = cli_main(argv)
-            if rc == 130:  # the subcommand caught Ctrl-C: keep its saved units and stop the whole job
-                record.update(status="interrupted", wall_time_s=round(time.perf_counter() - t0, 1))
-                parts_state[part.name] = record
-                write_json_atomic(out / "state.json", state)
+            rc = dispatch(argv)
+            if rc == 130:  # the subcommand caught Ctrl-C itself: keep its saved units, stop the whole job
                 raise KeyboardInterrupt
             record["status"] = "done" if rc == 0 and (part_out / "summary.json").is_file() else "failed"
             if record["status"] == "failed":
                 record["error"] = (f"exit status {rc}" if rc else "the command wrote no summary.json")
         except KeyboardInterrupt:
+            record.update(status="interrupted", wall_time_s=round(time.perf_counter() - t0, 1))
+            parts_state[part.name] = record
+            write_json_atomic(out / "state.json", state)
             raise
-        except SystemExit as exc:  # argparse errors inside the subcommand
+        except UserError as exc:  # a bad config or a missing model: its one line, no traceback
+            record["status"] = "failed"
+            record["error"] = f"user error: {one_line(exc)}"
+        except SystemExit as exc:  # a subcommand that exits by itself
             record["status"] = "failed"
             record["error"] = f"exit {exc.code}"
         except Exception as exc:  # one broken part must not lose the others
@@ -198,8 +213,55 @@ def reproduce(out: Path, profile: str = "quick", *, only=None, force: bool = Fal
     return {p.name: parts_state.get(p.name, {"status": "not run"}) for p in parts}
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+# ----------------------------------------------------------------------------------------- tiers
+
+# The order in which tiers are shown; "untiered" holds the claims of an old summary (schema /1).
+TIER_ORDER = (*TIERS, "untiered")
+# What each tier means, in the words the report uses.
+TIER_ABOUT = {
+    "paper": "one of the paper's empirical claims (Tables 1-3, Figures 4-6)",
+    "theory": "a prediction derived from the theory (Thm 4.2, Hooke's law, signs of slopes)",
+    "sanity": "true by construction of the experiment (training on D lowers the loss on D)",
+    "verification": "the code computes what it says (a reference, an exact identity, a sympy derivation)",
+    "untiered": "from an old summary.json (schema elasticity.summary/1) that records no tier",
+}
+# The scorecard shows these tiers, in this order; a part's detail table lists its claims in _DETAIL_ORDER
+# (the checks of the code and of the set-up last, collapsed in the HTML).
+SCORECARD_TIERS = ("paper", "theory")
+_DETAIL_ORDER = ("paper", "theory", "untiered", "sanity", "verification")
+
+
+def claim_tier(claim: dict) -> str:
+    """The claim's tier, or ``"untiered"`` for a claim of an old summary that has none."""
+    tier = claim.get("tier")
+    return tier if tier in TIERS else "untiered"
+
+
+def tier_tally(claims) -> dict[str, dict[str, int]]:
+    """Verdict counts per tier (``"untiered"`` for old claims), only tiers that occur, in TIER_ORDER.
+
+    Never a total across tiers: a check of the code and a test of the paper are not the same evidence.
+    """
+    counts = {t: dict.fromkeys(VERDICTS, 0) for t in TIER_ORDER}
+    for c in claims:
+        verdict = c.get("verdict")
+        counts[claim_tier(c)][verdict if verdict in VERDICTS else "inconclusive"] += 1
+    return {t: v for t, v in counts.items() if sum(v.values())}
+
+
+def _verdict_count(verdict: str, n: int) -> str:
+    """``"1 holds"``, ``"3 hold"``, ``"0 fail"``, ``"2 inconclusive"``."""
+    word = {"holds": "hold", "fails": "fail"}.get(verdict, verdict) if n != 1 else verdict
+    return f"{n} {word}"
+
+
+def _verdict_words(counts: dict[str, int]) -> str:
+    return ", ".join(_verdict_count(v, counts[v]) for v in VERDICTS)
+
+
+def format_tally(tally: dict[str, dict[str, int]]) -> str:
+    """``"paper: 2 hold, 1 fails, 0 inconclusive; theory: ..."`` (one clause per tier, never a total)."""
+    return "; ".join(f"{tier}: {_verdict_words(counts)}" for tier, counts in tally.items()) or "no claims"
 
 
 # ----------------------------------------------------------------------------------------- report
@@ -216,9 +278,16 @@ def _collect(out: Path, profile: str) -> list[dict]:
                 summary = read_json(summary_path)
             except (OSError, json.JSONDecodeError) as exc:
                 summary = {"claims": [], "error": f"unreadable summary.json: {exc}"}
+            if not isinstance(summary, dict) or not isinstance(summary.get("claims", []), list):
+                summary = {"claims": [], "error": "summary.json holds no list of claims"}
+            summary["claims"] = [c for c in summary.get("claims", []) if isinstance(c, dict)]
         sections.append({"part": part, "dir": part_out, "summary": summary,
                          "state": state.get(part.name, {"status": "not run"})})
     return sections
+
+
+def _claims(section: dict) -> list[dict]:
+    return (section["summary"] or {}).get("claims", [])
 
 
 def _fmt(value) -> str:
@@ -245,6 +314,12 @@ def _ci(ci) -> str:
     return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
 
 
+def _measured(claim: dict) -> str:
+    """The measured value with its CI when it has one: ``-15.3 [-17.1, -13.4]``."""
+    text = _fmt(claim.get("measured"))
+    return f"{text} {_ci(claim['ci'])}" if claim.get("ci") else text
+
+
 def _paper(claim: dict) -> str:
     details = claim.get("details") or {}
     for key in ("paper", "paper_value", "paper_reported"):
@@ -253,9 +328,9 @@ def _paper(claim: dict) -> str:
     return "–"
 
 
-# Plain words (no emoji: a headless browser or terminal without an emoji font shows boxes); the HTML
-# colours them through the v-<verdict> classes.
-_VERDICT_MARK = {"holds": "holds", "fails": "fails", "inconclusive": "inconclusive"}
+def _short(text: str, n: int = 110) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
 
 
 def _figures(section: dict) -> list[Path]:
@@ -267,49 +342,117 @@ def _figures(section: dict) -> list[Path]:
     return [p for p in paths if p.is_file()]
 
 
+def _scorecard_rows(sections: list[dict]) -> list[tuple[str, dict]]:
+    """(part name, claim) for every paper- then theory-tier claim, in the profile's part order."""
+    return [(s["part"].name, c) for tier in SCORECARD_TIERS for s in sections for c in _claims(s)
+            if claim_tier(c) == tier]
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    def esc(x) -> str:
+        return str(x).replace("|", "\\|").replace("\n", " ")
+
+    return (["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+            + ["| " + " | ".join(esc(x) for x in r) + " |" for r in rows])
+
+
+def _part_tier_cells(section: dict) -> list[str]:
+    tally = tier_tally(_claims(section))
+    return [_verdict_words(tally[t]) if t in tally else "–" for t in TIER_ORDER]
+
+
 def render_report(out: Path, profile: str) -> tuple[Path, Path]:
-    """Write ``report.md`` and a self-contained ``report.html`` from the parts' summaries."""
+    """Write ``report.md`` and a self-contained ``report.html`` from the parts' summaries.
+
+    The report opens with the scorecard (the paper- and theory-tier claims, one row each), then the
+    verdict tallies per tier, the parts, and each part's detail tables (theory and paper claims
+    first; verification and sanity checks below them, collapsed in the HTML).
+    """
     out = Path(out)
     sections = _collect(out, profile)
     env = environment()
-    counts = {"holds": 0, "fails": 0, "inconclusive": 0}
+    now = utc_now()
+    all_claims = [c for s in sections for c in _claims(s)]
+    tally = tier_tally(all_claims)
+    used_tiers = [t for t in TIER_ORDER if t in tally or t in TIERS]  # "untiered" only when it occurs
+    n_done = sum(1 for s in sections if s["state"].get("status") == "done" or
+                 (s["summary"] is not None and s["state"].get("status") == "not run"))
+    title = f"Language models resist alignment: reproduction report ({profile} profile)"
+    meta = (f"Generated {now} by `elasticity reproduce --profile {profile}`; {n_done} of {len(sections)} parts "
+            f"reported; git {str(env.get('git_commit') or 'unknown')[:12]}"
+            f"{' (dirty)' if env.get('git_dirty') else ''}.")
+
+    # 1. the scorecard: paper and theory claims, one row each
+    score_headers = ["part", "tier", "claim", "verdict", "measured [CI]", "predicted", "rule"]
+    score = _scorecard_rows(sections)
+    score_rows = [[part, claim_tier(c), f"`{c.get('id', '')}` {_short(c.get('statement', ''), 80)}",
+                   c.get("verdict", ""), _measured(c), _fmt(c.get("predicted")), c.get("rule") or "–"]
+                  for part, c in score]
+    untiered = tally.get("untiered")
+    empty_note = ("No paper- or theory-tier claims yet"
+                  + (f" ({sum(untiered.values())} claims come from old summaries without tiers; they are listed "
+                     "per part below)." if untiered else "."))
+    # 2. the tallies per tier
+    tally_headers = ["tier", "what it is", "holds", "fails", "inconclusive"]
+    tally_rows = [[t, TIER_ABOUT[t], *(str(tally.get(t, dict.fromkeys(VERDICTS, 0))[v]) for v in VERDICTS)]
+                  for t in used_tiers]
+    # 3. the parts
+    part_headers = ["part", "status", "time (s)", *used_tiers]
+    part_rows = []
     for s in sections:
-        for c in (s["summary"] or {}).get("claims", []):
-            counts[c.get("verdict", "inconclusive")] = counts.get(c.get("verdict", "inconclusive"), 0) + 1
-    md = [f"# Language models resist alignment: reproduction report ({profile} profile)", "",
-          f"Generated {_now()} by `elasticity reproduce --profile {profile}`. "
-          f"Claims: {counts['holds']} hold, {counts['fails']} fail, {counts['inconclusive']} inconclusive.", "",
-          "Each row is one claim: what the theory (or the paper's direction) predicts, what we measured, its "
-          "uncertainty (confidence interval over seeds where statistical; – for exact computations) and a "
-          "verdict. Paper values, where shown, are the paper's reported numbers (digest §4), labelled as such.", ""]
-    body = [f"<h1>Language models resist alignment: reproduction report ({html.escape(profile)} profile)</h1>",
-            f"<p>Generated {_now()} by <code>elasticity reproduce --profile {html.escape(profile)}</code>. "
-            f"Claims: <b>{counts['holds']}</b> hold, <b>{counts['fails']}</b> fail, "
-            f"<b>{counts['inconclusive']}</b> inconclusive.</p>",
-            "<p>Each row is one claim: what the theory (or the paper's direction) predicts, what we measured, "
-            "its uncertainty (confidence interval over seeds where statistical; – for exact computations) and a "
-            "verdict. Paper values, where shown, are the paper's reported numbers, labelled as such.</p>"]
-    # Overview table of parts.
-    md += ["## Parts", "", "| part | status | time (s) | claims | holds | fails | inconclusive |",
-           "|---|---|---|---|---|---|---|"]
-    rows = []
-    for s in sections:
-        claims = (s["summary"] or {}).get("claims", [])
-        c = {v: sum(1 for x in claims if x.get("verdict") == v) for v in counts}
         st = s["state"]
         wall = st.get("wall_time_s", (s["summary"] or {}).get("wall_time_s"))
-        cells = [s["part"].name, st.get("status", "not run"), _fmt(wall), str(len(claims)),
-                 str(c["holds"]), str(c["fails"]), str(c["inconclusive"])]
-        md.append("| " + " | ".join(cells) + " |")
-        rows.append(cells)
-    body.append("<h2>Parts</h2>" + _html_table(
-        ["part", "status", "time (s)", "claims", "holds", "fails", "inconclusive"], rows))
+        status = st.get("status", "not run")
+        if status == "not run" and s["summary"] is not None:
+            status = "done earlier"
+        cells = _part_tier_cells(s)
+        part_rows.append([s["part"].name, status, _fmt(wall),
+                          *(cells[TIER_ORDER.index(t)] for t in used_tiers)])
+
+    # the tallies once more in one line at the top, paper first (the order of the scorecard)
+    top_tally = {t: tally[t] for t in (*SCORECARD_TIERS, "sanity", "verification", "untiered") if t in tally}
+    tally_line = f"Verdicts per tier: {format_tally(top_tally)}."
+    md = [f"# {title}", "", meta, "", tally_line, "",
+          "## Scorecard: the paper's claims and the theory's predictions", ""]
+    if score_rows:
+        md += _md_table(score_headers, score_rows)
+    else:
+        md.append(empty_note)
+    md += ["", "## Verdicts per tier", "",
+           "Counted per tier, never across tiers: a check that the code is right and a test of the paper are "
+           "different kinds of evidence.", ""]
+    md += _md_table(tally_headers, tally_rows)
+    md += ["", "## Parts", ""] + _md_table(part_headers, part_rows)
+    md += ["", "Each claim states what the theory (or the paper) predicts, what we measured, its uncertainty "
+           "(a confidence interval over seeds where statistical; – for exact computations), the rule that "
+           "turned them into a verdict, and its tier. Paper values, where shown, are the paper's reported "
+           "numbers, labelled as such."]
+
+    body = [f"<header><h1>{html.escape(title)}</h1><p class='meta'>{_md_code_to_html(meta)}</p>"
+            f"<p class='tallyline'>{_tally_line_html(top_tally)}</p></header>",
+            "<h2 id='scorecard'>Scorecard: the paper's claims and the theory's predictions</h2>"]
+    if score_rows:
+        body.append(_scorecard_html(score_headers, score))
+    else:
+        body.append(f"<p class='missing'>{html.escape(empty_note)}</p>")
+    body.append("<h2 id='tallies'>Verdicts per tier</h2><p>Counted per tier, never across tiers: a check that "
+                "the code is right and a test of the paper are different kinds of evidence.</p>"
+                + _html_table(tally_headers, tally_rows, cls="tally"))
+    body.append("<h2 id='parts'>Parts</h2>" + _html_table(part_headers, part_rows))
+    body.append("<p>Each claim states what the theory (or the paper) predicts, what we measured, its uncertainty "
+                "(a confidence interval over seeds where statistical; – for exact computations), the rule that "
+                "turned them into a verdict, and its tier. Paper values, where shown, are the paper's reported "
+                "numbers, labelled as such.</p>")
+
+    # 4. the detail per part
+    detail_headers = ["claim", "tier", "statement", "predicted", "measured", "uncertainty", "paper", "rule",
+                      "verdict"]
     for s in sections:
         part = s["part"]
-        md += ["", f"## {part.title}", "", part.about, "",
-               f"Command: `elasticity {' '.join(part.command(s['dir']))}`", ""]
+        command = f"elasticity {' '.join(part.command(s['dir']))}"
+        md += ["", f"## {part.title}", "", part.about, "", f"Command: `{command}`", ""]
         body.append(f"<h2 id='{part.name}'>{html.escape(part.title)}</h2><p>{html.escape(part.about)}</p>"
-                    f"<p><code>elasticity {html.escape(' '.join(part.command(s['dir'])))}</code></p>")
+                    f"<p><code>{html.escape(command)}</code></p>")
         if s["summary"] is None:
             msg = f"Not available: status {s['state'].get('status', 'not run')}."
             if s["state"].get("error"):
@@ -317,18 +460,29 @@ def render_report(out: Path, profile: str) -> tuple[Path, Path]:
             md.append(msg)
             body.append(f"<p class='missing'>{html.escape(msg)}</p>")
             continue
-        claims = s["summary"].get("claims", [])
-        headers = ["claim", "statement", "predicted", "measured", "uncertainty", "paper", "verdict"]
-        crow = [[c.get("id", ""), c.get("statement", ""), _fmt(c.get("predicted")), _fmt(c.get("measured")),
-                 _ci(c.get("ci")), _paper(c), _VERDICT_MARK.get(c.get("verdict"), c.get("verdict", ""))]
-                for c in claims]
-        if crow:
-            md += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-            md += ["| " + " | ".join(x.replace("|", "\\|").replace("\n", " ") for x in r) + " |" for r in crow]
-            body.append(_html_table(headers, crow))
-        else:
+        if s["summary"].get("error"):
+            md.append(s["summary"]["error"])
+            body.append(f"<p class='missing'>{html.escape(s['summary']['error'])}</p>")
+        claims = sorted(_claims(s), key=lambda c: _DETAIL_ORDER.index(claim_tier(c)))
+        if not claims:
             md.append("This part reported no claims.")
             body.append("<p>This part reported no claims.</p>")
+        else:
+            rows = [[c.get("id", ""), claim_tier(c), c.get("statement", ""), _fmt(c.get("predicted")),
+                     _fmt(c.get("measured")), _ci(c.get("ci")), _paper(c), c.get("rule") or "–",
+                     c.get("verdict", "")] for c in claims]
+            md.append(format_tally(tier_tally(claims)) + ".")
+            md.append("")
+            md += _md_table(detail_headers, rows)
+            front = [r for r in rows if r[1] not in ("sanity", "verification")]
+            back = [r for r in rows if r[1] in ("sanity", "verification")]
+            body.append(f"<p class='meta'>{html.escape(format_tally(tier_tally(claims)))}.</p>")
+            if front:
+                body.append(_html_table(detail_headers, front))
+            if back:
+                kinds = " and ".join(t for t in ("verification", "sanity") if any(r[1] == t for r in back))
+                body.append(f"<details><summary>{len(back)} {kinds} claims</summary>"
+                            + _html_table(detail_headers, back) + "</details>")
         tables = s["summary"].get("tables") or {}
         if tables:
             links = [(name, (s["dir"] / f).relative_to(out).as_posix()) for name, f in tables.items()]
@@ -343,7 +497,7 @@ def render_report(out: Path, profile: str) -> tuple[Path, Path]:
                         f"<figcaption>{html.escape(part.name)} / {html.escape(fig.name)}</figcaption></figure>")
     # Environment.
     env_rows = [[k, _fmt(v)] for k, v in env.items()]
-    md += ["", "## Environment", "", "| key | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in env_rows]
+    md += ["", "## Environment", ""] + _md_table(["key", "value"], env_rows)
     body.append("<h2>Environment</h2>" + _html_table(["key", "value"], env_rows))
     md_path = write_text_atomic(out / "report.md", "\n".join(md) + "\n")
     page = ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>elasticity report</title>"
@@ -352,47 +506,106 @@ def render_report(out: Path, profile: str) -> tuple[Path, Path]:
     return md_path, html_path
 
 
-def _html_table(headers: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    def cell(c) -> str:
-        c = str(c)
-        cls = f" class='v-{c}'" if c in _VERDICT_MARK else ""
-        return f"<td{cls}>{html.escape(c)}</td>"
+def _scorecard_html(headers: list[str], score: list[tuple[str, dict]]) -> str:
+    """The scorecard table: one compact line per claim (id and statement, the full texts on hover)."""
+    def td(column: str, text: str, title: str = "", inner: str | None = None, extra: str = "") -> str:
+        hover = f" title='{html.escape(title)}'" if title else ""
+        return (f"<td class='c-{column}{extra}'{hover}>"
+                f"{inner if inner is not None else html.escape(text)}</td>")
 
-    body = "".join("<tr>" + "".join(cell(c) for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    rows = []
+    for part, c in score:
+        verdict = c.get("verdict", "")
+        statement = " ".join(str(c.get("statement", "")).split())
+        measured, predicted, rule = _measured(c), _fmt(c.get("predicted")), c.get("rule") or "–"
+        claim = (f"<code>{html.escape(str(c.get('id', '')))}</code> "
+                 f"<span class='stmt'>{html.escape(statement)}</span>")
+        rows.append("<tr>" + td("part", part) + td("tier", claim_tier(c))
+                    + td("claim", "", f"{c.get('id', '')}: {statement}", inner=claim)
+                    + td("verdict", verdict, extra=f" v-{verdict}" if verdict in VERDICTS else "")
+                    + td("measured", measured, measured) + td("predicted", predicted, predicted)
+                    + td("rule", rule, rule) + "</tr>")
+    head = "".join(f"<th class='c-{html.escape(h.split()[0])}'>{html.escape(h)}</th>" for h in headers)
+    return f"<table class='scorecard'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _tally_line_html(tally: dict[str, dict[str, int]]) -> str:
+    """``Verdicts per tier: paper 2 hold, ...`` with the verdict words coloured."""
+    def words(counts: dict[str, int]) -> str:
+        return ", ".join(f"<span class='v-{v}'>{_verdict_count(v, counts[v])}</span>" for v in VERDICTS)
+
+    clauses = [f"<b>{html.escape(t)}</b> {words(c)}" for t, c in tally.items()]
+    return "Verdicts per tier: " + ("; ".join(clauses) or "no claims") + "."
+
+
+def _md_code_to_html(text: str) -> str:
+    """Escape ``text`` and turn its `code` spans into <code> elements."""
+    pieces = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(pieces))
+
+
+def _html_table(headers: list[str], rows: list[list[str]], *, cls: str = "",
+                titles: list[dict[str, str]] | None = None) -> str:
+    """A table; a verdict cell gets its colour class, and ``titles[i][column]`` a hover text."""
+    head = "".join(f"<th class='c-{html.escape(h.split()[0])}'>{html.escape(h)}</th>" for h in headers)
+
+    def cell(column: str, value, title: str = "") -> str:
+        value = str(value)
+        classes = [f"c-{column.split()[0]}"] + ([f"v-{value}"] if column == "verdict" and value in VERDICTS else [])
+        hover = f" title='{html.escape(title)}'" if title else ""
+        return f"<td class='{' '.join(classes)}'{hover}>{html.escape(value)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(h, c, (titles[i].get(h, "") if titles else ""))
+                                    for h, c in zip(headers, r)) + "</tr>" for i, r in enumerate(rows))
+    table_cls = f" class='{cls}'" if cls else ""
+    return f"<table{table_cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;
-padding:0 1em;color:#222;line-height:1.45}
-table{border-collapse:collapse;margin:1em 0;width:100%;font-size:.9em}
-th,td{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1240px;margin:1em auto;
+padding:0 1em;color:#222;line-height:1.4}
+h1{font-size:1.3em;margin:.1em 0} h2{font-size:1.1em;margin:1.1em 0 .3em} .meta{color:#555;margin:.1em 0}
+header+h2{margin-top:.5em}
+table{border-collapse:collapse;margin:.5em 0 1em;width:100%;font-size:.88em}
+th,td{border:1px solid #ccc;padding:.25em .45em;text-align:left;vertical-align:top}
 th{background:#f0f0f0} tr:nth-child(even){background:#fafafa}
+table.scorecard{table-layout:fixed;font-size:.8em;line-height:1.25;margin-top:.3em}
+table.scorecard td,table.scorecard th{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;padding:.1em .4em}
+table.scorecard .c-part{width:6.2em} table.scorecard .c-tier{width:3.6em} table.scorecard .c-claim{width:34%}
+table.scorecard .c-verdict{width:7.6em} table.scorecard .c-measured{width:16%}
+table.scorecard .c-predicted{width:8%} table.scorecard code{background:none;padding:0;font-size:.95em}
+table.scorecard .stmt{color:#666}
+table.tally .c-tier{width:8em} table.tally .c-holds,table.tally .c-fails,table.tally .c-inconclusive{width:7em}
+details{margin:.3em 0 1em} summary{cursor:pointer;color:#333}
 figure{display:inline-block;margin:.5em;max-width:48%} figure img{max-width:100%;border:1px solid #ddd}
 figcaption{font-size:.8em;color:#666} code{background:#f4f4f4;padding:0 .2em}
+.tallyline{margin:.2em 0;font-size:.92em}
 .missing{color:#a00} .v-holds{color:#0a6b22;font-weight:600} .v-fails{color:#b00020;font-weight:600}
 .v-inconclusive{color:#8a6d00;font-weight:600}
 """
 
 
 def _print_claims(out: Path, profile: str) -> None:
+    """The terminal table: one line per claim with its tier, then the verdict tallies per tier."""
     sections = _collect(out, profile)
     lines = []
     for s in sections:
-        for c in (s["summary"] or {}).get("claims", []):
-            lines.append((s["part"].name, c.get("id", ""), c.get("verdict", ""), _fmt(c.get("predicted")),
-                          _fmt(c.get("measured")), _ci(c.get("ci"))))
+        for c in _claims(s):
+            lines.append((s["part"].name, claim_tier(c), c.get("id", ""), c.get("verdict", ""),
+                          _fmt(c.get("predicted")), _fmt(c.get("measured")), _ci(c.get("ci"))))
         if s["summary"] is None:
-            lines.append((s["part"].name, "(part)", s["state"].get("status", "not run"), "", "", ""))
+            lines.append((s["part"].name, "", "(part)", s["state"].get("status", "not run"), "", "", ""))
     if not lines:
         return
-    w = [max(len(str(x[i])) for x in lines) for i in range(6)]
-    w = [min(x, m) for x, m in zip(w, (12, 40, 12, 24, 24, 26))]
-    header = ("part", "claim", "verdict", "predicted", "measured", "uncertainty")
+    header = ("part", "tier", "claim", "verdict", "predicted", "measured", "uncertainty")
+    w = [max(len(str(x[i])) for x in [header, *lines]) for i in range(len(header))]
+    w = [min(x, m) for x, m in zip(w, (12, 12, 40, 12, 24, 24, 26))]
     buf = io.StringIO()
     print("\n" + "  ".join(h.ljust(n) for h, n in zip(header, w)), file=buf)
     for row in lines:
         print("  ".join(str(x)[:n].ljust(n) for x, n in zip(row, w)), file=buf)
+    tally = tier_tally([c for s in sections for c in _claims(s)])
+    print("\nverdicts per tier (never added across tiers):", file=buf)
+    for tier, counts in tally.items():
+        print(f"  {tier:<12} {_verdict_words(counts)}", file=buf)
     print(buf.getvalue(), end="")
-

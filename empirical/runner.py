@@ -18,19 +18,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import importlib
 import json
 import pkgutil
-import sys
-import tomllib
-from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tokentree.harness import config_from_dict, config_to_dict, parse_override, set_nested
 from tokentree.errors import ConfigError
-from tokentree.harness import config_hash
+from tokentree.harness import config_from_dict, config_hash, config_to_dict, read_toml, utc_now
 
 __all__ = ["CONFIG_DIR", "find_config", "shipped_configs", "available_protocols", "load_protocol", "load",
            "resolve", "resolved_dict", "default_out_dir", "run_config", "to_toml",
@@ -50,16 +47,27 @@ def available_protocols() -> list[str]:
 
 
 def find_config(path_or_name: str | Path) -> Path:
-    """A TOML path, or the name of a shipped config (with or without ``.toml``)."""
+    """A TOML path, or the name of a shipped config (with or without ``.toml``).
+
+    Raises ConfigError naming the missing file, or, for a bare name, the nearest shipped config
+    ("Did you mean ...") and the list of shipped configs.
+    """
     path = Path(path_or_name)
     if path.is_file():
         return path
     stem = path.name[:-5] if path.name.endswith(".toml") else path.name
     shipped = CONFIG_DIR / f"{stem}.toml"
-    if str(path) == path.name and shipped.is_file():
+    is_name = str(path) == path.name
+    if is_name and shipped.is_file():
         return shipped
-    raise ConfigError(f"CONFIG must be a TOML file or the name of a shipped config "
-                      f"({', '.join(shipped_configs()) or 'none'}); got {str(path_or_name)!r}.")
+    names = shipped_configs()
+    if not is_name:  # a path: the file is simply not there
+        raise ConfigError(f"CONFIG must be a TOML file or the name of a shipped config; got {str(path_or_name)!r} "
+                          f"(no such file).")
+    close = difflib.get_close_matches(stem, names, n=1, cutoff=0.6)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise ConfigError(f"CONFIG must be a TOML file or the name of a shipped config; got {str(path_or_name)!r}."
+                      f"{hint} Shipped configs: {', '.join(names) or 'none'}.")
 
 
 def load_protocol(name: str) -> ModuleType:
@@ -83,13 +91,7 @@ def load_protocol(name: str) -> ModuleType:
 def load(path_or_name: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[ModuleType, Any]:
     """(protocol module, its Config built from the TOML file and ``key=value`` overrides), unresolved."""
     path = find_config(path_or_name)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}.") from None
-    for text in overrides:
-        keys, value = parse_override(text)
-        set_nested(data, keys, value)
+    data = read_toml(path, overrides)
     if "protocol" not in data:
         raise ConfigError(f"protocol must be set at the top level of {str(path)!r} "
                           f"(one of {', '.join(available_protocols())}); got nothing.")
@@ -101,16 +103,39 @@ def load(path_or_name: str | Path, overrides: list[str] | tuple[str, ...] = ()) 
 
 
 def resolve(config: Any) -> Any:
-    """Replace ``device``/``precision`` ``"auto"`` in every TrainConfig of the tree by what this machine runs."""
-    from .config import TrainConfig, resolve_device, resolve_precision
+    """Replace ``device``/``precision`` ``"auto"`` in every TrainConfig of the tree by what this machine runs.
+
+    This is the one place a run's device and precision are decided: each distinct requested value
+    is resolved once (one CUDA query per run), and the protocols receive the resolved config.
+    """
+    from .config import resolve_device, resolve_precision
+
+    devices: dict[str, str] = {}
+    precisions: dict[tuple[str, str], str] = {}
+
+    def device_of(requested: str) -> str:
+        if requested not in devices:
+            devices[requested] = resolve_device(requested)
+        return devices[requested]
+
+    def precision_of(requested: str, device: str) -> str:
+        if (requested, device) not in precisions:
+            precisions[requested, device] = resolve_precision(requested, device)
+        return precisions[requested, device]
+
+    return _resolve_tree(config, device_of, precision_of)
+
+
+def _resolve_tree(config: Any, device_of, precision_of) -> Any:
+    from .config import TrainConfig
 
     if isinstance(config, TrainConfig):
-        device = resolve_device(config.device)
-        return dataclasses.replace(config, device=device, precision=resolve_precision(config.precision, device))
+        device = device_of(config.device)
+        return dataclasses.replace(config, device=device, precision=precision_of(config.precision, device))
     if not dataclasses.is_dataclass(config):
         return config
-    changes = {f.name: resolve(getattr(config, f.name)) for f in dataclasses.fields(config)
-               if dataclasses.is_dataclass(getattr(config, f.name))}
+    changes = {f.name: _resolve_tree(getattr(config, f.name), device_of, precision_of)
+               for f in dataclasses.fields(config) if dataclasses.is_dataclass(getattr(config, f.name))}
     return dataclasses.replace(config, **changes) if changes else config
 
 
@@ -131,7 +156,8 @@ def _run_name(config: Any) -> str:
 
 
 def default_out_dir(config: Any, root: str | Path = "runs") -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    """``ROOT/<name>/<UTC time, compact>-<config hash 8>``, e.g. ``runs/joint_cpu/20261201T191902Z-1a2b3c4d``."""
+    stamp = utc_now().replace("-", "").replace(":", "")
     return Path(root) / _run_name(config) / f"{stamp}-{config_hash(config_to_dict(config))[:8]}"
 
 
@@ -146,7 +172,11 @@ def _prepare(path_or_name, overrides, out_dir) -> tuple[ModuleType, Any, Path]:
     module, config = load(path_or_name, overrides)
     config = resolve(config)
     out = Path(out_dir) if out_dir is not None else default_out_dir(config)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"out_dir must be a folder that can be created; got {str(out)!r} "
+                          f"({exc.strerror or exc}).") from None
     return module, config, out
 
 
@@ -193,18 +223,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_main(args: argparse.Namespace) -> int:
-    try:
-        module, config, out = _prepare(args.config, args.overrides, args.out)
-    except ConfigError as exc:
-        print(f"elasticity run: error: {exc}", file=sys.stderr)
-        return 2
+    """``elasticity run``; a bad config raises ConfigError, which the CLI prints as one line (exit 2)."""
+    module, config, out = _prepare(args.config, args.overrides, args.out)
     print(f"elasticity run: protocol {module.__name__.rsplit('.', 1)[-1]} -> {out}", flush=True)
     summary = module.run(config, out, progress=not args.no_progress)
-    for claim in summary.get("claims", []):
+    from .reproduce import claim_tier, format_tally, tier_tally
+
+    claims = summary.get("claims", [])
+    for claim in claims:
         ci = claim.get("ci")
         ci_text = f" CI [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
-        print(f"  {claim['verdict']:<12} {claim['id']}: measured {_fmt(claim['measured'])}{ci_text}, "
-              f"predicted {_fmt(claim['predicted'])}")
+        print(f"  {claim['verdict']:<12} {claim_tier(claim):<12} {claim['id']}: measured "
+              f"{_fmt(claim['measured'])}{ci_text}, predicted {_fmt(claim['predicted'])}")
+    print(f"verdicts per tier: {format_tally(tier_tally(claims))}")
     print(f"wrote {out / 'summary.json'} in {summary.get('wall_time_s', 0):.0f} s")
     return 0
 
@@ -219,12 +250,9 @@ def add_resolve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_main(args: argparse.Namespace) -> int:
-    try:
-        _, config = load(args.config, args.overrides)
-        data = resolved_dict(resolve(config))
-    except ConfigError as exc:
-        print(f"elasticity resolve: error: {exc}", file=sys.stderr)
-        return 2
+    """``elasticity resolve``; a bad config raises ConfigError, which the CLI prints as one line (exit 2)."""
+    _, config = load(args.config, args.overrides)
+    data = resolved_dict(resolve(config))
     if args.format == "json":
         print(json.dumps(data, indent=2))
     else:

@@ -12,10 +12,9 @@ import pytest
 
 from empirical import cli, runner
 from empirical.config import TrainConfig
-from tokentree.harness import PartStore, band_verdict, mean_ci, seed_list, write_summary
 from empirical.protocols._common import ExperimentBase
 from tokentree.errors import ConfigError
-from tokentree.harness import Claim
+from tokentree.harness import Claim, PartStore, band_verdict, mean_ci, seed_list, utc_now, write_summary
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,14 +22,15 @@ class ToyConfig(ExperimentBase):
     protocol: str = "toy_fixture"
     value: float = 1.0
     train: TrainConfig = field(default_factory=TrainConfig)
+    second: TrainConfig = field(default_factory=TrainConfig)
 
 
 def _toy_run(config, out_dir, *, progress=True):
     import time
 
-    claim = Claim(id="toy.value", statement="value is positive", predicted=">0", measured=config.value,
-                  verdict="holds" if config.value > 0 else "fails")
-    return write_summary(out_dir, config=config, claims=[claim], started_at="now", t0=time.perf_counter())
+    claim = Claim(id="toy.value", tier="sanity", statement="value is positive", predicted=">0",
+                  measured=config.value, verdict="holds" if config.value > 0 else "fails", rule="value > 0")
+    return write_summary(out_dir, config=config, claims=[claim], started_at=utc_now(), t0=time.perf_counter())
 
 
 @pytest.fixture()
@@ -53,6 +53,7 @@ def test_resolve_replaces_auto_device_and_precision_and_derives_seeds(toy):
     _, config = runner.load(toy)
     resolved = runner.resolve(config)
     assert resolved.train.device in ("cpu", "cuda:0") and resolved.train.precision in ("fp32", "bf16")
+    assert (resolved.second.device, resolved.second.precision) == (resolved.train.device, resolved.train.precision)
     data = runner.resolved_dict(resolved)
     assert data["derived"]["seeds"] == seed_list(5, 4) and len(set(seed_list(5, 4))) == 4
     assert seed_list(5, 4) == seed_list(5, 4) and seed_list(5, 4) != seed_list(6, 4)
@@ -80,10 +81,34 @@ def test_cli_resolve_prints_toml_that_reloads(toy, capsys, tmp_path):
     assert json.loads(capsys.readouterr().out)["derived"]["seeds"] == seed_list(5, 4)
 
 
-def test_cli_run_writes_into_out(toy, tmp_path, capsys):
+def test_resolve_decides_each_device_once_for_the_whole_config(toy, monkeypatch):
+    from empirical import config as config_module
+
+    calls = []
+
+    def fake_resolve_device(device):
+        calls.append(device)
+        return "cpu"
+
+    monkeypatch.setattr(config_module, "resolve_device", fake_resolve_device)
+    _, config = runner.load(toy)  # two TrainConfigs, both device = "auto"
+    resolved = runner.resolve(config)
+    assert calls == ["auto"] and resolved.train.device == resolved.second.device == "cpu"
+    assert resolved.train.precision == "fp32"
+
+
+def test_cli_run_writes_into_out_and_counts_per_tier(toy, tmp_path, capsys):
     out = tmp_path / "o"
     assert cli.main(["run", str(toy), "--out", str(out), "--no-progress"]) == 0
-    assert (out / "summary.json").is_file() and "toy.value" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert (out / "summary.json").is_file() and "toy.value" in text
+    assert "verdicts per tier: sanity: 1 holds, 0 fail, 0 inconclusive" in text
+
+
+def test_run_config_names_an_out_dir_that_cannot_be_created(toy, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match=r"out_dir must be a folder that can be created; got '.*afile/sub'"):
+        runner.run_config(toy, out_dir=tmp_path / "afile" / "sub")
 
 
 @pytest.mark.parametrize("text, overrides, match", [
@@ -92,6 +117,8 @@ def test_cli_run_writes_into_out(toy, tmp_path, capsys):
     ('protocol = "toy_fixture"\n', ["valu=1"], "Unknown config key 'valu'. Did you mean 'value'"),
     ('protocol = "toy_fixture"\n', ["train.max_steps=-1"], r"train\.max_steps must be an int >= 0; got -1"),
     ('protocol = "toy_fixture"\nn_seeds = 0\n', [], r"n_seeds must be an int in \[1, 1000\]; got 0"),
+    ('protocol = "toy_fixture"\nvalue = \n', [], r"config file '.*bad\.toml' is not valid TOML"),
+    ('protocol = "toy_fixture"\n', ["value"], r"override must look like key=value"),
 ])
 def test_bad_configs_name_the_problem(toy, tmp_path, text, overrides, match):
     path = tmp_path / "bad.toml"
@@ -100,11 +127,21 @@ def test_bad_configs_name_the_problem(toy, tmp_path, text, overrides, match):
         runner.load(path, overrides)
 
 
-def test_unknown_config_name_lists_shipped_configs(capsys):
-    with pytest.raises(ConfigError, match="CONFIG must be a TOML file or the name of a shipped config"):
+def test_unknown_config_name_suggests_the_nearest_and_lists_shipped_configs(capsys):
+    with pytest.raises(ConfigError, match=r"got 'joint_quik'\. Did you mean 'joint_quick'\? Shipped configs: "
+                                          r".*joint_cpu, .*sequential_quick"):
+        runner.find_config("joint_quik")
+    with pytest.raises(ConfigError, match=r"got 'no_such_config'\. Shipped configs: "):
         runner.find_config("no_such_config")
     assert cli.main(["run", "no_such_config"]) == 2
-    assert "CONFIG must be a TOML file" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("elasticity run: error: CONFIG must be a TOML file") and err.count("\n") == 1
+
+
+def test_a_missing_config_file_is_named_as_such(tmp_path):
+    with pytest.raises(ConfigError, match=r"got '.*/nope\.toml' \(no such file\)"):
+        runner.find_config(tmp_path / "nope.toml")
+    assert runner.find_config("joint_quick.toml") == runner.CONFIG_DIR / "joint_quick.toml"
 
 
 def test_part_store_resumes_only_for_the_same_config(toy, tmp_path):
