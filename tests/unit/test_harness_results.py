@@ -109,3 +109,10 @@ def test_part_store_resumes_only_for_the_same_config(tmp_path):
     assert seed_invariant_config({"a": 1, "n_seeds": 3, "name": "x"}) == {"a": 1}
     with pytest.raises(InvalidInputError, match="key must use only"):
         store.get("../escape")
+
+
+def test_a_seed_sequence_is_not_offered_a_generator():
+    import numpy as np
+
+    with pytest.raises(InvalidTypeError, match=r"a numpy SeedSequence; got Generator\(PCG64\)"):
+        as_seed_sequence(np.random.default_rng(0))

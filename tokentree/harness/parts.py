@@ -33,8 +33,8 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
-def _seed_error(seed: Any, name: str) -> Exception:
-    must = f"{name} must be None, an int >= 0, a numpy SeedSequence or a numpy Generator"
+def _seed_error(seed: Any, name: str, *, generator_ok: bool) -> Exception:
+    must = f"{name} must be None, an int >= 0, a numpy SeedSequence" + (" or a numpy Generator" if generator_ok else "")
     if _is_int(seed):
         return InvalidInputError(f"{must}; got {int(seed)}.")
     return InvalidTypeError(f"{must}; got {seed!r} of type {type(seed).__name__}.")
@@ -48,14 +48,17 @@ def as_seed_sequence(seed: Any, name: str = "seed") -> np.random.SeedSequence:
         return np.random.SeedSequence()
     if _is_int(seed) and int(seed) >= 0:
         return np.random.SeedSequence(int(seed))
-    raise _seed_error(seed, name)
+    raise _seed_error(seed, name, generator_ok=False)
 
 
 def as_generator(seed: Any, name: str = "seed") -> np.random.Generator:
     """None, an int >= 0, a SeedSequence or a Generator -> a Generator (a Generator passes through)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    return np.random.default_rng(as_seed_sequence(seed, name))
+    try:
+        return np.random.default_rng(as_seed_sequence(seed, name))
+    except (InvalidInputError, InvalidTypeError):
+        raise _seed_error(seed, name, generator_ok=True) from None
 
 
 def seed_list(seed: int, n: int) -> list[int]:
