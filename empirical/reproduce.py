@@ -478,11 +478,11 @@ def render_report(out: Path, profile: str) -> tuple[Path, Path]:
             back = [r for r in rows if r[1] in ("sanity", "verification")]
             body.append(f"<p class='meta'>{html.escape(format_tally(tier_tally(claims)))}.</p>")
             if front:
-                body.append(_html_table(detail_headers, front))
+                body.append(_html_table(detail_headers, front, cls="detail"))
             if back:
                 kinds = " and ".join(t for t in ("verification", "sanity") if any(r[1] == t for r in back))
                 body.append(f"<details><summary>{len(back)} {kinds} claims</summary>"
-                            + _html_table(detail_headers, back) + "</details>")
+                            + _html_table(detail_headers, back, cls="detail") + "</details>")
         tables = s["summary"].get("tables") or {}
         if tables:
             links = [(name, (s["dir"] / f).relative_to(out).as_posix()) for name, f in tables.items()]
@@ -567,18 +567,22 @@ padding:0 1em;color:#222;line-height:1.4}
 h1{font-size:1.3em;margin:.1em 0} h2{font-size:1.1em;margin:1.1em 0 .3em} .meta{color:#555;margin:.1em 0}
 header+h2{margin-top:.5em}
 table{border-collapse:collapse;margin:.5em 0 1em;width:100%;font-size:.88em}
-th,td{border:1px solid #ccc;padding:.25em .45em;text-align:left;vertical-align:top}
+th,td{border:1px solid #ccc;padding:.25em .45em;text-align:left;vertical-align:top;overflow-wrap:break-word}
+table.detail{table-layout:fixed} table.detail td{overflow-wrap:anywhere}
+table.detail .c-claim{width:14%} table.detail .c-tier{width:6em} table.detail .c-statement{width:22%}
+table.detail .c-predicted{width:10%} table.detail .c-measured{width:12%} table.detail .c-uncertainty{width:9%}
+table.detail .c-paper{width:4em} table.detail .c-verdict{width:7.6em}
 th{background:#f0f0f0} tr:nth-child(even){background:#fafafa}
 table.scorecard{table-layout:fixed;font-size:.8em;line-height:1.25;margin-top:.3em}
 table.scorecard td,table.scorecard th{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;padding:.1em .4em}
-table.scorecard .c-part{width:6.2em} table.scorecard .c-tier{width:3.6em} table.scorecard .c-claim{width:34%}
-table.scorecard .c-verdict{width:7.6em} table.scorecard .c-measured{width:16%}
+table.scorecard .c-part{width:6.2em} table.scorecard .c-tier{width:3.6em} table.scorecard .c-claim{width:29%}
+table.scorecard .c-verdict{width:7.6em} table.scorecard .c-measured{width:15%}
 table.scorecard .c-predicted{width:8%} table.scorecard code{background:none;padding:0;font-size:.95em}
 table.scorecard .stmt{color:#666}
 table.tally .c-tier{width:8em} table.tally .c-holds,table.tally .c-fails,table.tally .c-inconclusive{width:7em}
 details{margin:.3em 0 1em} summary{cursor:pointer;color:#333}
 figure{display:inline-block;margin:.5em;max-width:48%} figure img{max-width:100%;border:1px solid #ddd}
-figcaption{font-size:.8em;color:#666} code{background:#f4f4f4;padding:0 .2em}
+figcaption{font-size:.8em;color:#666} code{background:#f4f4f4;padding:0 .2em;overflow-wrap:anywhere}
 .tallyline{margin:.2em 0;font-size:.92em}
 .missing{color:#a00} .v-holds{color:#0a6b22;font-weight:600} .v-fails{color:#b00020;font-weight:600}
 .v-inconclusive{color:#8a6d00;font-weight:600}
