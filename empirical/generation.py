@@ -16,14 +16,17 @@ adapters disabled, so no second copy is held in memory.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from tokentree.errors import InvalidInputError
+from tokentree.harness import check_range
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "Generation",
@@ -48,7 +51,11 @@ class Generation:
 
 @dataclass(frozen=True, kw_only=True)
 class GenerationConfig:
-    """Sampling settings: ``temperature`` 0 means greedy."""
+    """How continuations are sampled (the ``[sampling]`` table of the real-model protocols).
+
+    ``temperature`` 0 means greedy; ``top_k`` 0 switches top-k off; ``batch_size`` prompts are
+    continued at once. The one sampling config of the package: every protocol uses it as it is.
+    """
 
     max_new_tokens: int = 32
     temperature: float = 1.0
@@ -59,14 +66,11 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         for name in ("max_new_tokens", "batch_size"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InvalidInputError(f"{name} must be an int >= 1; got {value!r}.")
-        if not self.temperature >= 0:
-            raise InvalidInputError(f"temperature must be >= 0 (0 = greedy); got {self.temperature!r}.")
-        if not isinstance(self.top_k, int) or self.top_k < 0:
-            raise InvalidInputError(f"top_k must be an int >= 0 (0 = off); got {self.top_k!r}.")
-        if not 0 < self.top_p <= 1:
-            raise InvalidInputError(f"top_p must be in (0, 1]; got {self.top_p!r}.")
+            check_range(name, value, isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                        "an int >= 1")
+        check_range("temperature", self.temperature, self.temperature >= 0, "a float >= 0 (0 = greedy)")
+        check_range("top_k", self.top_k, isinstance(self.top_k, int) and self.top_k >= 0, "an int >= 0 (0 = off)")
+        check_range("top_p", self.top_p, 0 < self.top_p <= 1, "a float in (0, 1]")
 
 
 def _bar(total: int, desc: str, progress: bool):
@@ -79,16 +83,18 @@ def _model_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-@torch.no_grad()
-def generate(model, tokenizer, prompts: Sequence[str], config: GenerationConfig = GenerationConfig(), *,
+def generate(model, tokenizer, prompts: Sequence[str], config: GenerationConfig | None = None, *,
              seed: int = 0, progress: bool = True, desc: str = "generate") -> list[Generation]:
     """Continue each prompt; batches are left-padded, and each batch's sampling is seeded from ``seed``.
 
     The same ``seed`` and prompts give the same samples for the same weights, so two models compared
     on one seed share their random numbers (lower variance of the difference).
     """
+    import torch
+
     if isinstance(prompts, str) or len(prompts) == 0:
         raise InvalidInputError(f"prompts must be a non-empty sequence of strings; got {prompts!r:.60}.")
+    config = GenerationConfig() if config is None else config
     was_training = model.training
     model.eval()
     device = _model_device(model)
@@ -97,7 +103,7 @@ def generate(model, tokenizer, prompts: Sequence[str], config: GenerationConfig 
     eos = tokenizer.eos_token_id
     out: list[Generation] = []
     try:
-        with _bar(len(prompts), desc, progress) as bar:
+        with torch.no_grad(), _bar(len(prompts), desc, progress) as bar:
             for b, start in enumerate(range(0, len(prompts), config.batch_size)):
                 chunk = list(prompts[start:start + config.batch_size])
                 enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=True).to(device)
@@ -133,6 +139,8 @@ def pad_batch(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int,
     Labels are the input ids on response tokens and ``-100`` on prompt and padding tokens (the
     loss is on responses only). Sequences are cut to ``max_length`` tokens from the left end.
     """
+    import torch
+
     rows = []
     for prompt, response in pairs:
         ids = list(prompt) + list(response)
@@ -164,14 +172,16 @@ def _shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, 
     return logits[:, :-1, :].float(), labels[:, 1:]
 
 
-@torch.no_grad()
 def response_nll_nats(model, tokenizer, gens: Sequence[Generation], *, batch_size: int = 16,
                       progress: bool = False, desc: str = "score") -> np.ndarray:
     """Mean negative log-likelihood (nats/token) of each response given its prompt; NaN for empty responses."""
+    import torch
+    import torch.nn.functional as F
+
     model.eval()
     device = _model_device(model)
     out = np.full(len(gens), np.nan)
-    with _bar(len(gens), desc, progress) as bar:
+    with torch.no_grad(), _bar(len(gens), desc, progress) as bar:
         for start, batch in _batches(gens, batch_size, tokenizer.pad_token_id):
             batch = {k: v.to(device) for k, v in batch.items()}
             logits, labels = _shifted(model(input_ids=batch["input_ids"],
@@ -198,17 +208,19 @@ def base_model_context(model):
                                 "(only a peft model can serve as its own base).")
 
 
-@torch.no_grad()
 def kl_to_reference_nats(model, tokenizer, gens: Sequence[Generation], reference=None, *, batch_size: int = 16,
                          progress: bool = False, desc: str = "KL to base") -> np.ndarray:
     """Per response, the mean over response positions of KL(p_model || p_reference), in nats/token.
 
     ``reference=None`` uses ``model`` with its LoRA adapters disabled. Empty responses give NaN.
     """
+    import torch
+    import torch.nn.functional as F
+
     model.eval()
     device = _model_device(model)
     out = np.full(len(gens), np.nan)
-    with _bar(len(gens), desc, progress) as bar:
+    with torch.no_grad(), _bar(len(gens), desc, progress) as bar:
         for start, batch in _batches(gens, batch_size, tokenizer.pad_token_id):
             batch = {k: v.to(device) for k, v in batch.items()}
             inputs = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])

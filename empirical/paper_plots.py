@@ -4,7 +4,8 @@ Each function takes our measurements as plain dicts (means and confidence interv
 protocols write them into ``summary.json``), draws them beside the matching numbers of
 :mod:`empirical.paper_values`, and writes one PNG. The paper's panels are always titled
 "paper (reported)", with the source table or figure named, so that a reader never mistakes
-the paper's numbers for ours. matplotlib is imported lazily, with the Agg backend.
+the paper's numbers for ours. matplotlib is imported lazily, with the Agg backend, and every PNG is
+written atomically (:func:`tokentree.harness.pyplot` and :func:`tokentree.harness.save_figure`).
 
 Shapes of the inputs (all lists are aligned with the x-values beside them):
 
@@ -20,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tokentree.errors import InvalidInputError
+from tokentree.harness import pyplot, save_figure
 
 from . import paper_values as pv
 
@@ -28,32 +30,12 @@ __all__ = ["plot_resistance", "plot_rebound", "plot_table3", "plot_scaling"]
 PAPER_COLOR = "0.45"
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _check_band(name: str, band: Mapping, n: int) -> None:
     for key in ("mean", "low", "high"):
         if key not in band:
             raise InvalidInputError(f"{name} must have keys mean, low, high; got {sorted(band)}.")
         if len(band[key]) != n:
             raise InvalidInputError(f"{name}['{key}'] must have {n} values (one per x); got {len(band[key])}.")
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
 
 
 def _errorbar(ax, x, band, **kw):
@@ -69,7 +51,7 @@ def plot_resistance(ours: Mapping, path: str | Path, *, unit: str = "losses bits
     pairs = list(ours["pairs"])
     for key in ("raw", "corrected"):
         _check_band(f"ours['{key}']", ours[key], len(pairs))
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4))
     rows = pv.resistance_gaps()
     order = {p: i for i, p in enumerate(pairs)}          # the same pair order in both panels
@@ -96,7 +78,7 @@ def plot_resistance(ours: Mapping, path: str | Path, *, unit: str = "losses bits
     ax1.set_ylabel(f"forward − inverse ({unit}); > 0 = resistance")
     ax1.set_title("ours (token-tree world), mean and CI over seeds")
     ax1.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_rebound(ours: Mapping, path: str | Path, *, scale: float, ylabel: str = "behaviour score",
@@ -106,7 +88,7 @@ def plot_rebound(ours: Mapping, path: str | Path, *, scale: float, ylabel: str =
     if not (isinstance(scale, (int, float)) and scale > 0):
         raise InvalidInputError(f"scale must be a float > 0 (our samples per paper sample); got {scale!r}.")
     negatives = list(ours["negatives"])
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
     ref = pv.FIGURE4_IMDB[paper_model]
     for pos, ys in ref["curves"].items():
@@ -129,7 +111,7 @@ def plot_rebound(ours: Mapping, path: str | Path, *, scale: float, ylabel: str =
     ax1.set_ylabel(ylabel)
     ax1.set_title(title or "ours (token-tree world), mean and CI over seeds")
     ax1.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_table3(positives: Sequence[float], kl_after: Mapping, neg_to_eps: Mapping, path: str | Path, *,
@@ -140,7 +122,7 @@ def plot_table3(positives: Sequence[float], kl_after: Mapping, neg_to_eps: Mappi
     largest negative volume tried) when given."""
     positives = list(positives)
     _check_band("kl_after", kl_after, len(positives))
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     px = pv.TABLE3_KL["positives"]
     for model, ys in pv.TABLE3_KL["kl_after_positive"].items():
@@ -171,7 +153,7 @@ def plot_table3(positives: Sequence[float], kl_after: Mapping, neg_to_eps: Mappi
             twin.text(0.98, 0.05, "ours: never under ε", transform=twin.transAxes, ha="right", color="C0")
     axes[0].set_title("Table 3(a): paper (grey, left axis) vs ours (blue, right axis)")
     axes[1].set_title("Table 3(b): paper (grey, left axis) vs ours (blue, right axis)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_scaling(axis: str, labels: Sequence[str], values: Sequence[float], ours: Mapping, path: str | Path, *,
@@ -183,7 +165,7 @@ def plot_scaling(axis: str, labels: Sequence[str], values: Sequence[float], ours
         raise InvalidInputError(f"axis must be 'size' or 'volume'; got {axis!r}.")
     values = list(values)
     _check_band("ours", ours, len(values))
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
     ref = pv.FIGURE5_MODEL_SIZE if axis == "size" else pv.FIGURE6_PRETRAIN_TOKENS
     keys = ref["sizes"] if axis == "size" else ref["volumes"]
@@ -221,4 +203,4 @@ def plot_scaling(axis: str, labels: Sequence[str], values: Sequence[float], ours
     ax1.set_ylabel("negatives to reach the pre-trained level (ours)")
     ax1.set_title("ours (token-tree world)")
     ax1.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

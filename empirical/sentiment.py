@@ -5,7 +5,7 @@ english``, digest §4.2) and BeaverTails responses with the Safe-RLHF cost model
 wheel, so the offline stand-in is :class:`BowSentimentClassifier`: a fastText-style bag of hashed
 word unigrams and bigrams (``torch.nn.EmbeddingBag``, mean pooled, one linear layer), trained on
 IMDb reviews that are disjoint from the evaluation prompts. It trains in well under a minute on
-2 cores, is cached under :func:`empirical.pretrained.cache_root`, and reports its held-out accuracy
+2 cores, is cached under :func:`empirical.offline_models.cache_root`, and reports its held-out accuracy
 on full reviews and on review openings as short as the generated continuations.
 
 Every evaluator implements :class:`TextScorer`: ``scores(texts) -> np.ndarray`` (one float per
@@ -136,9 +136,13 @@ class BowSentimentClassifier(nn.Module):
 
 
 def train_sentiment_classifier(texts: Sequence[str], labels: Sequence[int],
-                               config: SentimentTrainConfig = SentimentTrainConfig(),
+                               config: SentimentTrainConfig | None = None,
                                *, progress: bool = False) -> BowSentimentClassifier:
-    """Train :class:`BowSentimentClassifier` with Adam on binary cross-entropy; labels are 0/1."""
+    """Train :class:`BowSentimentClassifier` with Adam on binary cross-entropy; labels are 0/1.
+
+    ``config`` None means :class:`SentimentTrainConfig`'s defaults.
+    """
+    config = SentimentTrainConfig() if config is None else config
     labels = np.asarray(labels)
     if len(texts) != len(labels) or len(texts) == 0:
         raise InvalidInputError(f"texts and labels must be non-empty and of equal length; "
@@ -198,7 +202,7 @@ def positive_fraction(probabilities: np.ndarray) -> float:
     return float(np.mean(p > 0.5))
 
 
-def imdb_sentiment_classifier(train: Sequence, test: Sequence, config: SentimentTrainConfig = SentimentTrainConfig(),
+def imdb_sentiment_classifier(train: Sequence, test: Sequence, config: SentimentTrainConfig | None = None,
                               *, opening_words: int = 40, cache: bool = True,
                               progress: bool = True) -> tuple[BowSentimentClassifier, dict]:
     """The offline IMDb sentiment judge, trained once on ``train`` reviews and cached; ``(classifier, report)``.
@@ -207,9 +211,12 @@ def imdb_sentiment_classifier(train: Sequence, test: Sequence, config: Sentiment
     them apart from the evaluation prompts, so a prompt's own review never trains its judge).
     ``report`` holds ``accuracy_full`` (held-out full reviews), ``accuracy_opening`` (their first
     ``opening_words`` words, as short as a generated continuation), sizes and training time. The
-    cache key is a hash of the training texts, labels and hyperparameters.
+    cache key is a hash of the training texts, labels and hyperparameters. ``config`` None means
+    :class:`SentimentTrainConfig`'s defaults.
     """
-    from .pretrained import cache_root
+    from .offline_models import cache_root
+
+    config = SentimentTrainConfig() if config is None else config
 
     if not train or not test:
         raise InvalidInputError(f"train and test must be non-empty; got {len(train)} and {len(test)} reviews.")
@@ -266,7 +273,7 @@ class HFSequenceClassifierScorer:
                  batch_size: int = 16, max_length: int = 512):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from .pretrained import ModelNotAvailableError
+        from .offline_models import ModelNotAvailableError
 
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
@@ -308,7 +315,7 @@ class HFRewardScorer:
                  max_length: int = 1024):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from .pretrained import ModelNotAvailableError
+        from .offline_models import ModelNotAvailableError
 
         if sign not in (1.0, -1.0):
             raise InvalidInputError(f"sign must be 1.0 or -1.0; got {sign!r}.")

