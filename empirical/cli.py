@@ -2,7 +2,8 @@
 
 Each subcommand lives in its own module, which exposes ``add_arguments(parser)`` and
 ``main(args) -> int``. Only the chosen subcommand's module is imported, so ``elasticity prove``
-never imports torch and ``elasticity --help`` imports nothing heavy.
+never imports torch, and ``elasticity --help`` imports neither torch, transformers nor sympy (only the
+tokentree core, for its error classes).
 
 Errors. A user error (any exception deriving from :class:`tokentree.errors.UserError`, such as
 :class:`~tokentree.errors.ConfigError`, or a bad option caught by the option parser) is printed as

@@ -123,18 +123,21 @@ def resolve(config: Any) -> Any:
             precisions[requested, device] = resolve_precision(requested, device)
         return precisions[requested, device]
 
-    return _resolve_tree(config, device_of, precision_of)
+    return _resolve_tree(config, device_of, precision_of, "")
 
 
-def _resolve_tree(config: Any, device_of, precision_of) -> Any:
+def _resolve_tree(config: Any, device_of, precision_of, prefix: str) -> Any:
     from .config import TrainConfig
 
     if isinstance(config, TrainConfig):
-        device = device_of(config.device)
+        try:
+            device = device_of(config.device)
+        except ConfigError as exc:  # name the key: "train.device must be ..."
+            raise ConfigError(f"{prefix}{exc}") from None
         return dataclasses.replace(config, device=device, precision=precision_of(config.precision, device))
     if not dataclasses.is_dataclass(config):
         return config
-    changes = {f.name: _resolve_tree(getattr(config, f.name), device_of, precision_of)
+    changes = {f.name: _resolve_tree(getattr(config, f.name), device_of, precision_of, f"{prefix}{f.name}.")
                for f in dataclasses.fields(config) if dataclasses.is_dataclass(getattr(config, f.name))}
     return dataclasses.replace(config, **changes) if changes else config
 

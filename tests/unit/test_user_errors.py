@@ -56,6 +56,8 @@ CASES = [
     case("unknown simulator profile", ["simulate", "--config", "nosuch", "--out", "{tmp}/s"],
          "must be a TOML file or a shipped profile"),
     case("demo value out of range", ["demo", "--depth", "0", "--out", "{tmp}/d"], "depth must be an int in [1, 24]"),
+    case("device this machine lacks", ["resolve", "joint_quick", "--set", "train.device=cuda:7"],
+         "train.device must", torch=True),
     case("missing model path", ["run", "real_rebound_cpu", "--set", "model.name={tmp}/no/such/dir",
                                 "--out", "{tmp}/m"], "no/such/dir", torch=True),
     case("offline hub id", ["run", "real_resistance_cpu", "--set", "model.name=no-such-org/no-such-model",
