@@ -375,8 +375,7 @@ def render_report(out: Path, profile: str) -> tuple[Path, Path]:
     all_claims = [c for s in sections for c in _claims(s)]
     tally = tier_tally(all_claims)
     used_tiers = [t for t in TIER_ORDER if t in tally or t in TIERS]  # "untiered" only when it occurs
-    n_done = sum(1 for s in sections if s["state"].get("status") == "done" or
-                 (s["summary"] is not None and s["state"].get("status") == "not run"))
+    n_done = sum(s["summary"] is not None for s in sections)
     title = f"Language models resist alignment: reproduction report ({profile} profile)"
     meta = (f"Generated {now} by `elasticity reproduce --profile {profile}`; {n_done} of {len(sections)} parts "
             f"reported; git {str(env.get('git_commit') or 'unknown')[:12]}"
