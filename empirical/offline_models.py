@@ -47,6 +47,7 @@ __all__ = [
     "locate_model",
     "hub_offline",
     "hub_reachable",
+    "local_files_only",
     "find_gguf",
     "convert_gguf_to_safetensors",
     "ensure_offline_model",
@@ -118,7 +119,10 @@ def cache_root() -> Path:
 
 
 def _offline_alternatives() -> str:
-    return "; ".join(f"{a} ({m.install.split('  ')[0]})" for a, m in OFFLINE_MODELS.items())
+    """The default offline model with its install line, then the other aliases (one short clause)."""
+    first, *rest = OFFLINE_MODELS.values()
+    others = f"; others: {', '.join(m.alias for m in rest)}" if rest else ""
+    return f"{first.alias} ({first.install}){others}"
 
 
 # --- resolution (fast: no torch, no conversion, no network waits) ------------------------------
@@ -181,6 +185,12 @@ def hub_reachable(timeout: float = 2.0) -> bool:
     worker.start()
     worker.join(timeout)
     return bool(result and result[0])
+
+
+def local_files_only(name_or_path: str) -> bool:
+    """Whether ``from_pretrained(name_or_path)`` must not ask the network: a local folder, or the hub
+    switched off or unreachable (so a missing model fails at once instead of after the client's retries)."""
+    return Path(name_or_path).expanduser().exists() or hub_offline() or not hub_reachable()
 
 
 def _offline_spec(alias: str) -> OfflineModel:
@@ -270,8 +280,8 @@ def _locate_hub(name: str) -> ModelSource:
             f"model.name must be an offline alias ({', '.join(sorted(OFFLINE_MODELS))}), an existing local "
             f"folder or a hub id such as 'org/name'; got {name!r}.") from None
     if isinstance(cached, str):
-        return ModelSource(name, "hub", name, local_files_only=hub_offline() or not hub_reachable())
-    fix = (f"Use a local folder written by save_pretrained, or an offline alias: {_offline_alternatives()}.")
+        return ModelSource(name, "hub", name, local_files_only=local_files_only(name))
+    fix = f"Use a local folder written by save_pretrained, or an offline alias such as {_offline_alternatives()}."
     if hub_offline():
         raise ModelNotAvailableError(f"model {name!r} is not in the local Hugging Face cache and the hub is "
                                      f"switched off (HF_HUB_OFFLINE). {fix}")
@@ -311,7 +321,7 @@ def locate_model(name: str) -> ModelSource:
         return ModelSource(name, "folder", str(path))
     if name.startswith((".", "/", "~")):
         raise ModelNotAvailableError(f"model folder {name!r} does not exist. Give an existing folder written by "
-                                     f"save_pretrained, or an offline alias: {_offline_alternatives()}.")
+                                     f"save_pretrained, or an offline alias such as {_offline_alternatives()}.")
     return _locate_hub(name)
 
 

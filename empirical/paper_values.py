@@ -37,6 +37,7 @@ __all__ = [
     "FIGURE6_PRETRAIN_TOKENS",
     "CLAIMS",
     "resistance_gaps",
+    "rebound_contrasts",
 ]
 
 SOURCE = ("Ji et al., 'Language Models Resist Alignment: Evidence From Data Compression', ACL 2025 "
@@ -214,3 +215,32 @@ def resistance_gaps() -> list[dict]:
                 rows.append({"dataset": dataset, "model": model, "pair": pair, "inverse": v["inverse"],
                              "forward": v["forward"], "gap": round(v["forward"] - v["inverse"], 10)})
     return rows
+
+
+def rebound_contrasts(model: str = "Gemma-2B") -> dict:
+    """Figure 4's IMDb curves of ``model`` as the contrasts the rebound claims test (most vs least positive).
+
+    ``start_gain``: score(most) − score(least) at the first negative volume (claim 15a); ``fall_gain``:
+    fall(most) − fall(least), a fall being the mean over the later negative volumes of the first
+    score minus the score there (the rebound ordering); ``final_gap``: score(most) − score(least) at the
+    last volume (15b); ``final_minus_pretrained``: each curve's last score minus the pre-trained level
+    (15c). Read by eye from the figure (about ±0.03), so round to two decimals.
+
+    >>> c = rebound_contrasts()
+    >>> round(c["start_gain"], 2), round(c["fall_gain"], 2), round(c["final_gap"], 2)
+    (0.09, 0.22, -0.24)
+    >>> [round(x, 2) for x in c["final_minus_pretrained"].values()]
+    [-0.18, -0.16, -0.42, -0.42]
+    """
+    ref = FIGURE4_IMDB[model]
+    curves = ref["curves"]
+    lo, hi = min(curves), max(curves)
+
+    def fall(c):
+        return sum(c[0] - x for x in c[1:]) / (len(c) - 1)
+
+    return {"model": model, "positives": (lo, hi), "negatives": ref["negatives"],
+            "start_gain": curves[hi][0] - curves[lo][0],
+            "fall_gain": fall(curves[hi]) - fall(curves[lo]),
+            "final_gap": curves[hi][-1] - curves[lo][-1],
+            "final_minus_pretrained": {p: c[-1] - ref["pretrained"] for p, c in curves.items()}}

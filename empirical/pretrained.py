@@ -143,7 +143,6 @@ class Snapshot:
         return sum(t.numel() * t.element_size() for t in self.tensors.values())
 
 
-
 def reset_lora(model, seed: int) -> None:
     """Re-initialise every LoRA adapter as peft does (A: Kaiming-uniform, B: 0), from ``seed``.
 

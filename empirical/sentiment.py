@@ -264,7 +264,8 @@ class HFSequenceClassifierScorer:
     """A Hugging Face sequence classifier as a sentiment judge (e.g. ``siebert/sentiment-roberta-large-english``).
 
     ``positive_label`` names the label whose softmax probability is returned (matched against
-    ``config.id2label``, case-insensitive). Needs the model locally or network access.
+    ``config.id2label``, case-insensitive). Needs the model locally (a folder or the Hugging Face cache)
+    or a reachable hub; offline, a missing model fails at once.
     """
 
     kind = "positive_probability"
@@ -273,11 +274,13 @@ class HFSequenceClassifierScorer:
                  batch_size: int = 16, max_length: int = 512):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from .offline_models import ModelNotAvailableError
+        from .offline_models import ModelNotAvailableError, local_files_only
 
+        local = local_files_only(name_or_path)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-            self.model = AutoModelForSequenceClassification.from_pretrained(name_or_path).to(device).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local)
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                name_or_path, local_files_only=local).to(device).eval()
         except OSError as exc:
             raise ModelNotAvailableError(f"classifier {name_or_path!r} could not be loaded ({str(exc)[:160]}). "
                                          f"It needs network access or a local folder; offline, use "
@@ -315,13 +318,15 @@ class HFRewardScorer:
                  max_length: int = 1024):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from .offline_models import ModelNotAvailableError
+        from .offline_models import ModelNotAvailableError, local_files_only
 
         if sign not in (1.0, -1.0):
             raise InvalidInputError(f"sign must be 1.0 or -1.0; got {sign!r}.")
+        local = local_files_only(name_or_path)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-            self.model = AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=1)
+            self.tokenizer = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local)
+            self.model = AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=1,
+                                                                            local_files_only=local)
         except OSError as exc:
             raise ModelNotAvailableError(f"reward/cost model {name_or_path!r} could not be loaded "
                                          f"({str(exc)[:160]}); it needs network access or a local folder.") from None

@@ -363,7 +363,33 @@ def _weakest(per_p: dict[str, dict], sign: int) -> dict:
     return per_p[min(per_p, key=lambda v: reach(per_p[v]))]
 
 
+def _paper_contrasts() -> dict[str, str]:
+    """The paper's value of each claim's contrast (Fig. 4 read by eye; Table 3), for the report's paper column."""
+    from .. import paper_values as pv
+
+    f4 = pv.rebound_contrasts("Gemma-2B")
+    lo, hi = f4["positives"]
+    where = f"Fig. 4 IMDb {f4['model']}, {hi} vs {lo} positive"
+    starts = [c[0] for c in pv.FIGURE4_IMDB[f4["model"]]["curves"].values()]
+    ends = f4["final_minus_pretrained"].values()
+    t3 = pv.TABLE3_KL
+    return {
+        "positive_raises_score": f"{pv.FIGURE4_IMDB[f4['model']]['pretrained']} → {min(starts)}–{max(starts)} "
+                                 f"(Fig. 4 IMDb {f4['model']})",
+        "more_positive_higher_start": f"{f4['start_gain']:+.2f} ({where})",
+        "faster_fall": f"{f4['fall_gain']:+.2f} ({where})",
+        "ordering_collapses": f"{f4['final_gap']:+.2f} ({where}, at {f4['negatives'][-1]} negatives)",
+        "returns_to_base_level": f"{min(ends):+.2f} to {max(ends):+.2f} (Fig. 4 IMDb {f4['model']}, each of "
+                                 f"{lo}–{hi} positive, at {f4['negatives'][-1]} negatives)",
+        "table3a_kl_rises_with_positive": ", ".join(f"{ys[-1] - ys[0]:+.2f} nats ({m})"
+                                                    for m, ys in t3["kl_after_positive"].items()),
+        "table3b_fewer_negatives_to_epsilon": ", ".join(f"{ys[0] - ys[-1]:+d} ({m}, ε = {t3['epsilon']})"
+                                                        for m, ys in t3["negatives_to_epsilon"].items()),
+    }
+
+
 def _claims(config: Config, c: _Curves) -> list[Claim]:
+    paper = _paper_contrasts()
     rules = config.claims
     level, pct = rules.ci_level, f"{rules.ci_level:.0%}"
     P, S, base, last = c.P, c.S, c.base, c.Ns[-1]
@@ -373,7 +399,8 @@ def _claims(config: Config, c: _Curves) -> list[Claim]:
         st = _seed_stats(values, level, sign, threshold)
         return Claim(id=id_, tier=tier, statement=statement, predicted=predicted, measured=st["mean"], ci=st["ci"],
                      verdict=st["verdict"], rule=rule, source=source,
-                     details={**common, "per_seed": st["per_seed"], "threshold": threshold,
+                     details={**common, "paper": paper[id_.split(".", 1)[1]], "per_seed": st["per_seed"],
+                              "threshold": threshold,
                               "min_detectable_effect": st["min_detectable_effect"], **details})
 
     def every_p_claim(id_, tier, statement, predicted, values_per_p, sign, threshold, rule, source,
@@ -382,7 +409,8 @@ def _claims(config: Config, c: _Curves) -> list[Claim]:
         weak = _weakest(per_p, sign)
         return Claim(id=id_, tier=tier, statement=statement, predicted=predicted, measured=weak["mean"],
                      ci=weak["ci"], verdict=_every([st["verdict"] for st in per_p.values()]), rule=rule,
-                     source=source, details={**common, "per_positive_volume": per_p, "threshold": threshold,
+                     source=source, details={**common, "paper": paper[id_.split(".", 1)[1]],
+                                             "per_positive_volume": per_p, "threshold": threshold,
                                              "min_detectable_effect": weak["min_detectable_effect"], **details})
 
     claims = [every_p_claim(
@@ -445,15 +473,15 @@ def _claims(config: Config, c: _Curves) -> list[Claim]:
             [c.kl[(si, hi)][0] - c.kl[(si, lo)][0] for si in S], +1, 0.0,
             f"{pct} CI over seeds of KL(θ_{hi}) − KL(θ_{lo}) above 0 holds, below 0 fails", "paper Table 3(a)",
             unit="nats/token", kl_per_seed={str(v): [c.kl[(si, v)][0] for si in S] for v in P}))
-        claims.append(_table3b_claim(c, lo, hi, level, pct, common))
+        claims.append(_table3b_claim(c, lo, hi, level, pct, common, paper["table3b_fewer_negatives_to_epsilon"]))
     return claims
 
 
-def _table3b_claim(c: _Curves, lo: int, hi: int, level: float, pct: str, common: dict) -> Claim:
+def _table3b_claim(c: _Curves, lo: int, hi: int, level: float, pct: str, common: dict, paper: str) -> Claim:
     eps = c.eps
     reached = all(c.to_eps[(si, v)] is not None for si in c.S for v in (lo, hi))
     starts_above = all(c.kl[(si, v)][0] > eps for si in c.S for v in (lo, hi))
-    details = {**common, "epsilon_nats": eps, "negatives_to_epsilon": c.per_positive(c.to_eps),
+    details = {**common, "paper": paper, "epsilon_nats": eps, "negatives_to_epsilon": c.per_positive(c.to_eps),
                "min_kl_along_negatives": {str(v): [float(min(c.kl[(si, v)][1:])) for si in c.S] for v in c.P},
                "note": "None = KL never fell under ε within the negative grid; inconclusive when an aligned "
                        "model starts under ε (the question is then empty) or never gets there"}

@@ -290,6 +290,11 @@ def _claims(config: Config, records: list[dict], rows: list[dict]) -> list[Claim
 
     level, n = config.claims.ci_level, len(records)
     paper_cells = pv.resistance_gaps()
+    gaps = [c["gap"] for c in paper_cells]
+    t2 = pv.TABLE2_KL_CHANGE
+    paper = {"table1": f"{sum(g > 0 for g in gaps)}/{len(gaps)} cells > 0, gaps {min(gaps):.4f}–{max(gaps):.4f} "
+                       f"(Table 1, training loss)",
+             "table2": f"{t2['n_forward_greater']}/{t2['n_pairs']} pairs > 0 (Table 2, {t2['model']})"}
     claims = []
     for metric, (suffix, what) in METRICS.items():
         gaps_per_pair = {f"{k}-{l}": [r["forward_" + metric] - r["inverse_" + metric]
@@ -309,7 +314,8 @@ def _claims(config: Config, records: list[dict], rows: list[dict]) -> list[Claim
                  f"below 0 fails",
             source="paper §5.1 Table 1 / digest §5.3 item 14" if metric != "kl_moved_nats"
             else "paper Appendix B.1 Table 2 / digest §5.3 item 14",
-            details={"unit": "nats/token", "cells_in_paper_direction": f"{sum(g > 0 for g in cells)}/{len(cells)}",
+            details={"paper": paper["table2" if metric == "kl_moved_nats" else "table1"],
+                     "unit": "nats/token", "cells_in_paper_direction": f"{sum(g > 0 for g in cells)}/{len(cells)}",
                      "per_pair": gaps_per_pair, "per_seed_mean_gap": per_seed_mean, "n_seeds": n,
                      "ci_level": level, "min_detectable_effect": ci_min_detectable_effect(ci, n, level)}))
     return claims

@@ -89,3 +89,13 @@ def test_plots_reject_misaligned_bands_and_bad_scale_with_the_parameter_named(tm
         paper_plots.plot_rebound({"negatives": [1], "curves": {}}, tmp_path / "x.png", scale=0)
     with pytest.raises(InvalidInputError, match="axis must be 'size' or 'volume'"):
         paper_plots.plot_scaling("depth", [], [], _band([]), tmp_path / "x.png", xlabel="")
+
+
+def test_rebound_contrasts_read_figure4_as_the_claims_test_it():
+    c = pv.rebound_contrasts("Gemma-2B")
+    assert c["positives"] == (1000, 10000)
+    assert c["start_gain"] == pytest.approx(0.95 - 0.86)                      # 15a: more positive, higher start
+    assert c["fall_gain"] == pytest.approx(((0.95 - 0.78) + (0.95 - 0.34) + (0.95 - 0.12)) / 3
+                                           - ((0.86 - 0.76) + (0.86 - 0.52) + (0.86 - 0.36)) / 3)
+    assert c["final_gap"] == pytest.approx(0.12 - 0.36)                       # 15b: the ordering reverses
+    assert max(c["final_minus_pretrained"].values()) < 0                      # 15c: every curve ends below 0.54

