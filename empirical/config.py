@@ -1,4 +1,4 @@
-"""Reusable config sections for the experiments: model, token-tree world, training, evaluation.
+"""Reusable config sections for the experiments: model, LM world, training, evaluation.
 
 Every section is a frozen, keyword-only dataclass whose ``__post_init__`` validates its own fields
 and raises :class:`~tokentree.errors.ConfigError` as ``"<field> must be <domain>; got <value>."``.
@@ -16,13 +16,13 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from tokentree.harness import check_range
 from tokentree.errors import ConfigError
+from tokentree.harness import check_range
 
 __all__ = [
     "MODEL_SIZES",
     "ModelConfig",
-    "WorldConfig",
+    "LMWorldConfig",
     "TrainConfig",
     "EvalConfig",
     "resolve_device",
@@ -92,15 +92,17 @@ class ModelConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class WorldConfig:
-    """A token-tree world: ``n_components`` sources, each announced by its own marker token.
+class LMWorldConfig:
+    """The ``[world]`` table of the LM protocols: ``n_components`` sources, each behind its own marker token.
 
     Every sequence is ``BOS, M_i, x_1..x_L, EOS``. The content of component i is either a first-order
     Markov chain over ``content_vocab`` tokens (``content = "markov"``: Zipf(``zipf_exponent``) rows in a
-    random rank order, length L uniform on [min_length, max_length]) or an explicit token tree of
-    ``n_leaves`` complete sequences with Pareto(``pareto_alpha``) leaf masses (``content = "pareto"``;
+    random rank order, length L uniform on [min_length, max_length]) or a :class:`tokentree.TokenTree`
+    of ``n_leaves`` complete sequences with Pareto(``pareto_alpha``) leaf masses (``content = "pareto"``;
     the leaf strings come from the Markov sampler). Both have an exact entropy per sequence.
     ``seed`` fixes the world itself (the chains and trees), independent of the data seeds.
+    :func:`empirical.data.build_world` builds it. (The simulator's ``tokentree.sim`` world config is
+    another thing: a sweep over token trees, with no LM and no markers.)
     """
 
     n_components: int = 3
@@ -146,8 +148,9 @@ class TrainConfig:
     ``max_steps`` optimizer steps are taken whatever the data size (fixed step counts across
     conditions); each step sums ``grad_accum`` micro-batches of ``batch_size`` sequences and
     normalises by their total number of predicted tokens. ``device``/``precision`` ``"auto"`` are
-    resolved by :func:`resolve_device`/:func:`resolve_precision`. ``threads`` = 0 leaves torch's
-    default. ``checkpoint_every`` = 0 writes no checkpoints.
+    resolved by :func:`resolve_device`/:func:`resolve_precision`. ``threads`` (0 leaves torch's
+    default) is applied once per process by the protocol (``protocols._common.setup_torch``), not by
+    :func:`empirical.train.train`. ``checkpoint_every`` = 0 writes no checkpoints.
     """
 
     learning_rate: float = 3e-3

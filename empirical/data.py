@@ -1,24 +1,30 @@
-"""Token-tree worlds for language models: components with marker tokens, exact entropies, batches.
+"""Worlds for language models: components announced by marker tokens, exact entropies, batches.
 
-A *world* has ``C`` components (sources). Every sequence is ``BOS, M_i, x_1..x_L, EOS`` where the
-marker ``M_i`` names its component, so the components are prefix-disjoint (paper Thm 4.2's
+A *world* (:class:`LMWorld`) has ``C`` components (sources). Every sequence is ``BOS, M_i, x_1..x_L, EOS``
+where the marker ``M_i`` names its component, so the components are prefix-disjoint (paper Thm 4.2's
 "pairwise disjoint" datasets) and a dataset's component-identifying term is exactly the first
-predicted token (PROTOTYPE.md pitfall P1). The content of a component is a token tree with a known
-distribution, so its entropy is exact:
+predicted token (PROTOTYPE.md pitfall P1). The content ``x`` of a component has a known distribution,
+so its entropy is exact. Two kinds, named for what they are:
 
-* :class:`MarkovComponent`: a first-order Markov chain over the content tokens with a uniform length
-  law. Its tree is infinite in practice (about 40 nats per sequence, nothing repeats), but the entropy
-  per sequence is a finite sum (:meth:`MarkovComponent.entropy_nats`).
-* :class:`TreeComponent`: an explicit token tree, i.e. ``M`` complete sequences (leaves) with masses,
-  e.g. Pareto masses as in the paper's Thm 4.2; entropy ``-sum m log m``.
+* :class:`MarkovChainComponent`: a first-order Markov chain over the content tokens with a uniform
+  length law. Its token tree is infinite in practice (about 40 nats per sequence, nothing repeats), so
+  it is kept as a chain; the entropy per sequence is a finite sum (:meth:`~MarkovChainComponent.entropy_nats`).
+* :class:`TokenTreeComponent`: a :class:`tokentree.TokenTree` over the content vocabulary, i.e. ``M``
+  complete sequences (its EOS leaves) with their masses, e.g. Pareto masses as in the paper's Thm 4.2;
+  entropy ``-sum m log m`` over the tree's leaves.
 
 Token ids: ``PAD = 0``, ``BOS = 1``, ``EOS = 2``, markers ``3..3+C-1``, content ``3+C..``. Everything
 here is in **nats** (LM losses are natural logs). The torch helpers (:func:`collate`,
-:func:`batch_stream`) import torch lazily, so worlds can be built without it.
+:func:`batch_stream`) import torch lazily, so worlds can be built without it. Seeds go through the
+harness's one normaliser (:func:`tokentree.harness.as_generator`).
 
 For an ideal compressor trained on the union of datasets with ``n_i`` sequences of component ``i``,
-the code length of a component-``j`` sequence is ``-log w_j + H_j`` with ``w = n / n.sum()``
-(:func:`mixture_weights`); only the marker term depends on the dataset sizes.
+the code length of a component-``j`` sequence is ``-log w_j + H_j`` with ``w`` =
+:func:`tokentree.mixture_weights` ``(n)``; only the marker term depends on the dataset sizes.
+
+The world of a config is deterministic in ``LMWorldConfig.seed``, and a seeded sample is the same
+sequence of numbers as before the worlds were built on ``tokentree`` (commit 65dd60e; pinned by
+``tests/empirical/test_data.py``): seeded runs keep their data.
 """
 
 from __future__ import annotations
@@ -26,31 +32,23 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
+from tokentree import TokenTree
 from tokentree.errors import InvalidInputError
+from tokentree.harness import as_generator
 
-from .config import WorldConfig
+from .config import LMWorldConfig
 
 __all__ = [
     "PAD", "BOS", "EOS",
-    "MarkovComponent", "TreeComponent", "World", "Corpus", "SequenceDataset",
-    "build_world", "mixture_weights", "collate", "batch_stream", "crn_batch_stream", "iterate_batches",
-    "as_generator",
+    "MarkovChainComponent", "TokenTreeComponent", "LMWorld", "Corpus", "SequenceDataset",
+    "build_world", "collate", "batch_stream", "crn_batch_stream", "iterate_batches",
 ]
 
 PAD, BOS, EOS = 0, 1, 2
-
-
-def as_generator(seed) -> np.random.Generator:
-    """None, an int >= 0, a SeedSequence or a Generator -> a Generator; anything else is an error."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or isinstance(seed, np.random.SeedSequence) or (
-            isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
-        return np.random.default_rng(seed)
-    raise InvalidInputError(f"seed must be None, an int >= 0, a SeedSequence or a numpy Generator; got {seed!r}.")
 
 
 def _zipf_row(n: int, s: float, rng: np.random.Generator) -> np.ndarray:
@@ -65,8 +63,8 @@ def _entropy_nats(p: np.ndarray) -> float:
 
 
 @dataclass(frozen=True, eq=False)
-class MarkovComponent:
-    """First-order Markov content with length L uniform on [min_length, max_length].
+class MarkovChainComponent:
+    """First-order Markov chain content with length L uniform on [min_length, max_length].
 
     ``init``: (V,) first-token distribution; ``trans``: (V, V) row-stochastic transition matrix.
     """
@@ -124,36 +122,87 @@ class MarkovComponent:
 
 
 @dataclass(frozen=True, eq=False)
-class TreeComponent:
-    """An explicit token tree: ``leaves`` (distinct content strings) with ``masses`` summing to 1."""
+class TokenTreeComponent:
+    """Content drawn from a token tree: every EOS leaf of ``tree`` is one complete content string.
 
-    leaves: tuple[np.ndarray, ...]
-    masses: np.ndarray
+    ``tree`` is a :class:`tokentree.TokenTree` over the content vocabulary (ids ``0..V-1``; the world
+    adds the offset of the content tokens); its EOS masses are the law of the strings. ``leaf_nodes``
+    lists the tree node of every leaf in *sampling order*: ``sample`` draws leaf ``i`` of that list
+    with probability ``tree.eos_mass[leaf_nodes[i]]``. Build one with :meth:`from_leaves`.
+    """
+
+    tree: TokenTree
+    leaf_nodes: np.ndarray
 
     def __post_init__(self) -> None:
-        m = np.asarray(self.masses, dtype=np.float64)
-        if m.ndim != 1 or len(m) != len(self.leaves) or len(m) == 0:
-            raise InvalidInputError(f"masses must be a 1-D array with one mass per leaf ({len(self.leaves)}); "
+        if not isinstance(self.tree, TokenTree):
+            raise InvalidInputError(f"tree must be a tokentree.TokenTree; got {type(self.tree).__name__}.")
+        nodes = np.asarray(self.leaf_nodes)
+        if (nodes.ndim != 1 or nodes.size == 0 or nodes.dtype.kind not in "iu"
+                or nodes.min() < 0 or nodes.max() >= self.tree.n_nodes):
+            raise InvalidInputError(f"leaf_nodes must be a non-empty 1-D array of node ids in "
+                                    f"[0, {self.tree.n_nodes - 1}]; got {nodes!r}.")
+        positive = np.flatnonzero(self.tree.eos_mass > 0)
+        if len(set(nodes.tolist())) != nodes.size or set(nodes.tolist()) != set(positive.tolist()):
+            raise InvalidInputError(f"leaf_nodes must list every leaf of tree with positive mass exactly once "
+                                    f"({positive.size} leaves); got {nodes.size} entries.")
+        object.__setattr__(self, "leaf_nodes", np.ascontiguousarray(nodes, dtype=np.int64))
+
+    @classmethod
+    def from_leaves(cls, leaves: Sequence[np.ndarray], masses: np.ndarray, vocab_size: int) -> TokenTreeComponent:
+        """The token tree of distinct content strings ``leaves`` with ``masses`` (summing to 1).
+
+        The tree's EOS masses are ``masses`` exactly (not renormalised), and the sampling order is
+        the order of ``leaves``.
+        """
+        m = np.asarray(masses, dtype=np.float64)
+        if m.ndim != 1 or len(m) != len(leaves) or len(m) == 0:
+            raise InvalidInputError(f"masses must be a 1-D array with one mass per leaf ({len(leaves)}); "
                                     f"got shape {m.shape}.")
-        if not np.all(np.isfinite(m)) or m.min() < 0 or abs(m.sum() - 1) > 1e-9:
-            raise InvalidInputError(f"masses must be finite, >= 0 and sum to 1; got sum={m.sum():.6g}, "
-                                    f"min={m.min():.3g}.")
-        if len({tuple(x.tolist()) for x in self.leaves}) != len(self.leaves):
+        if not np.all(np.isfinite(m)) or m.min() <= 0 or abs(m.sum() - 1) > 1e-9:
+            raise InvalidInputError(f"masses must be finite, > 0 (every leaf carries mass) and sum to 1; got "
+                                    f"sum={m.sum():.6g}, min={m.min():.3g}.")
+        if len({tuple(np.asarray(x).tolist()) for x in leaves}) != len(leaves):
             raise InvalidInputError("leaves must be distinct sequences; got duplicates.")
+        trie = TokenTree.from_sequences([np.asarray(x, dtype=np.int64) for x in leaves], vocab_size)
+        nodes = np.array([trie.find(x) for x in leaves], dtype=np.int64)
+        eos = np.zeros(trie.n_nodes)
+        eos[nodes] = m                    # exactly these masses: seeded samples do not move by an ulp
+        tree = TokenTree.from_eos_masses(trie.parent, trie.token, eos, vocab_size)
+        return cls(tree, nodes)
+
+    @property
+    def masses(self) -> np.ndarray:
+        """The leaves' masses in sampling order (``tree.eos_mass[leaf_nodes]``)."""
+        return self.tree.eos_mass[self.leaf_nodes]
+
+    @cached_property
+    def leaves(self) -> tuple[np.ndarray, ...]:
+        """The content string of every leaf, in sampling order."""
+        return tuple(np.asarray(self.tree.prefix(int(i)), dtype=np.int64) for i in self.leaf_nodes)
+
+    @property
+    def max_length(self) -> int:
+        return max(len(x) for x in self.leaves)
 
     @property
     def mean_length(self) -> float:
         return float(sum(m * len(x) for m, x in zip(self.masses, self.leaves)))
 
     def sample(self, n: int, rng: np.random.Generator) -> list[np.ndarray]:
-        idx = rng.choice(len(self.leaves), size=n, p=self.masses)
+        idx = rng.choice(len(self.leaf_nodes), size=n, p=self.masses)
         return [self.leaves[i].copy() for i in idx]
 
     def entropy_nats(self) -> float:
-        return _entropy_nats(np.asarray(self.masses))
+        """-sum m log m over the tree's leaves (= ``tokentree.entropy_bits(leaf_masses(tree)) * ln 2``)."""
+        return _entropy_nats(self.masses)
 
     def log_n_sequences(self) -> float:
-        return math.log(len(self.leaves))
+        """log M, M the tree's number of leaves."""
+        return math.log(len(self.leaf_nodes))
+
+
+Component = MarkovChainComponent | TokenTreeComponent
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,10 +232,14 @@ class Corpus:
         return int(sum(len(s) - 1 for s in self.sequences))
 
 
-class World:
-    """Components with distinct marker tokens; sampling, exact entropies and the mixture ideal."""
+class LMWorld:
+    """Components behind distinct marker tokens, for language models: sampling, exact entropies.
 
-    def __init__(self, components: Sequence[MarkovComponent | TreeComponent], content_vocab: int):
+    Not to be confused with the simulator's world of token trees (:mod:`tokentree.sim`): this one
+    produces token sequences ``BOS, M_i, content, EOS`` for a causal LM.
+    """
+
+    def __init__(self, components: Sequence[Component], content_vocab: int):
         if len(components) < 2:
             raise InvalidInputError(f"components must hold at least 2 components; got {len(components)}.")
         self.components = tuple(components)
@@ -202,8 +255,7 @@ class World:
 
     @property
     def max_sequence_tokens(self) -> int:
-        return 3 + max(c.max_length if isinstance(c, MarkovComponent) else max(len(x) for x in c.leaves)
-                       for c in self.components)
+        return 3 + max(c.max_length for c in self.components)
 
     def marker(self, component: int) -> int:
         self._check_component(component)
@@ -251,43 +303,40 @@ class World:
         return self.components[component].log_n_sequences()
 
 
-def build_world(cfg: WorldConfig) -> World:
-    """The world of a :class:`~empirical.config.WorldConfig`; deterministic in ``cfg.seed``."""
+def _pareto_component(chain: MarkovChainComponent, cfg: LMWorldConfig, rng: np.random.Generator) -> TokenTreeComponent:
+    """``cfg.n_leaves`` distinct strings drawn from ``chain``, as the leaves of a token tree with
+    Pareto(``cfg.pareto_alpha``) masses.
+
+    The masses are numpy's ``pareto + 1`` (Pareto with scale 1, normalised): the law of
+    :func:`tokentree.pareto_masses`, whose scale cancels in the normalisation, but drawn the way the
+    worlds always drew it, so a seeded world keeps its numbers.
+    """
+    leaves: dict[tuple, np.ndarray] = {}
+    for _attempt in range(100):
+        for x in chain.sample(2 * cfg.n_leaves, rng):
+            leaves.setdefault(tuple(x.tolist()), x)
+            if len(leaves) == cfg.n_leaves:
+                break
+        if len(leaves) == cfg.n_leaves:
+            break
+    if len(leaves) < cfg.n_leaves:
+        raise InvalidInputError(f"world.n_leaves must be at most the number of distinct sequences the chain "
+                                f"produces; got {cfg.n_leaves} (found {len(leaves)}).")
+    masses = rng.pareto(cfg.pareto_alpha, cfg.n_leaves) + 1.0
+    return TokenTreeComponent.from_leaves(tuple(leaves.values()), masses / masses.sum(), cfg.content_vocab)
+
+
+def build_world(cfg: LMWorldConfig) -> LMWorld:
+    """The world of a :class:`~empirical.config.LMWorldConfig`; deterministic in ``cfg.seed``."""
     rng = np.random.default_rng(cfg.seed)
     v = cfg.content_vocab
-    comps: list[MarkovComponent | TreeComponent] = []
+    comps: list[Component] = []
     for _ in range(cfg.n_components):
         init = _zipf_row(v, cfg.zipf_exponent, rng)
         trans = np.stack([_zipf_row(v, cfg.zipf_exponent, rng) for _ in range(v)])
-        chain = MarkovComponent(init, trans, cfg.min_length, cfg.max_length)
-        if cfg.content == "markov":
-            comps.append(chain)
-            continue
-        leaves: dict[tuple, np.ndarray] = {}
-        for _attempt in range(100):
-            for x in chain.sample(2 * cfg.n_leaves, rng):
-                leaves.setdefault(tuple(x.tolist()), x)
-                if len(leaves) == cfg.n_leaves:
-                    break
-            if len(leaves) == cfg.n_leaves:
-                break
-        if len(leaves) < cfg.n_leaves:
-            raise InvalidInputError(f"world.n_leaves must be at most the number of distinct sequences the chain "
-                                    f"produces; got {cfg.n_leaves} (found {len(leaves)}).")
-        masses = rng.pareto(cfg.pareto_alpha, cfg.n_leaves) + 1.0
-        comps.append(TreeComponent(tuple(leaves.values()), masses / masses.sum()))
-    return World(comps, v)
-
-
-def mixture_weights(counts: Sequence[float]) -> np.ndarray:
-    """The ideal joint compressor's marker probabilities: ``counts / counts.sum()``."""
-    c = np.asarray(counts, dtype=np.float64)
-    if c.ndim != 1 or c.size == 0 or not np.all(np.isfinite(c)) or c.min() < 0 or c.sum() <= 0:
-        raise InvalidInputError(f"counts must be a non-empty 1-D array of finite values >= 0 with a positive sum; "
-                                f"got {counts!r}.")
-    return c / c.sum()
-
-
+        chain = MarkovChainComponent(init, trans, cfg.min_length, cfg.max_length)
+        comps.append(chain if cfg.content == "markov" else _pareto_component(chain, cfg, rng))
+    return LMWorld(comps, v)
 class SequenceDataset:
     """Map-style dataset over a corpus (usable with ``torch.utils.data.DataLoader`` and :func:`collate`)."""
 

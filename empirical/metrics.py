@@ -26,7 +26,7 @@ import torch
 
 from tokentree.errors import InvalidInputError
 
-from .data import BOS, Corpus, World, collate
+from .data import BOS, Corpus, LMWorld, collate
 
 __all__ = [
     "SequenceScores", "token_logprobs", "sequence_scores", "compression_rate", "excess_over_entropy",
@@ -141,7 +141,7 @@ def normalized_rate(rate_nats_per_sequence: float, log_n_leaves: float) -> float
 
 
 @torch.no_grad()
-def marker_logprobs(model: torch.nn.Module, world: World) -> np.ndarray:
+def marker_logprobs(model: torch.nn.Module, world: LMWorld) -> np.ndarray:
     """log p(M_i | BOS) for every component i (fp32, exact; float64 array of shape (n_components,))."""
     batch = collate([np.array([BOS, world.marker(0)])])
     logp = _log_softmax(model, batch)[0, 0].double().cpu().numpy()    # (vocab,)

@@ -179,7 +179,8 @@ def train(model: torch.nn.Module, batches: Iterable[dict], cfg: TrainConfig, *,
 
     ``eval_fn(model, step)`` runs (in eval mode, no grad) every ``eval_every`` steps and at the end;
     its dicts go to ``log.evals``. ``on_step(step, log)`` is called after each step (tests use it to
-    simulate an interruption).
+    simulate an interruption). ``cfg.threads`` is not applied here: torch's thread count is process
+    state, set once per process by the caller (``empirical.protocols._common.setup_torch``).
     """
     if not isinstance(cfg, TrainConfig):
         raise InvalidInputError(f"cfg must be an empirical.config.TrainConfig; got {type(cfg).__name__}.")
@@ -188,8 +189,6 @@ def train(model: torch.nn.Module, batches: Iterable[dict], cfg: TrainConfig, *,
     else:
         device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     model.to(device)
     opt = optimizer if optimizer is not None else make_optimizer(model, cfg)
     log = TrainLog(device=device, precision=precision, optimizer=opt)

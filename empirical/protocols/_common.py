@@ -1,23 +1,35 @@
-"""What the protocol modules share beyond the harness: the base config, torch set-up, component checks.
+"""What the protocol modules share beyond the harness: the base configs, torch set-up, component checks.
 
 A protocol module ``empirical/protocols/NAME.py`` defines a frozen ``Config`` (subclass
-:class:`ExperimentBase` to get ``name``, ``protocol``, ``seed``, ``n_seeds``) and
-``run(config, out_dir, *, progress=True) -> dict``. Seeds, resumable parts, statistics, verdicts and
-the summary record come from :mod:`tokentree.harness`, the one home every part uses.
+:class:`ExperimentBase` to get ``name``, ``protocol``, ``seed``, ``n_seeds``) with a ``claims``
+section (a subclass of :class:`ClaimsBase`: the pre-registered bands, thresholds and tolerances
+of its claims, the TOML table ``[claims]``) and ``run(config, out_dir, *, progress=True) -> dict``.
+Seeds, resumable parts, statistics, verdicts and the summary record come from
+:mod:`tokentree.harness`, the one home every part uses.
 
 No torch at import time.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tokentree.errors import ConfigError
-from tokentree.harness import check_range
+from tokentree.harness import (
+    check_range,
+    config_to_dict,
+    mean_ci_columns,
+    min_detectable_effect,
+    seed_invariant_config,
+    t_quantile,
+)
 
-__all__ = ["ExperimentBase", "setup_torch", "check_components"]
+__all__ = ["ExperimentBase", "ClaimsBase", "setup_torch", "check_components", "parts_key", "ci_min_detectable_effect",
+           "censored_columns"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,14 +52,30 @@ class ExperimentBase:
         return self.name or self.protocol
 
 
+@dataclass(frozen=True, kw_only=True)
+class ClaimsBase:
+    """The ``[claims]`` table: what a protocol's verdicts are judged against, fixed before the data.
+
+    Every band, threshold and tolerance a claim uses is a field of the protocol's subclass, with
+    the value used so far as its default; ``ci_level`` is the confidence level of every interval.
+    """
+
+    ci_level: float = 0.95
+
+    def __post_init__(self) -> None:
+        check_range("ci_level", self.ci_level, 0.5 <= self.ci_level < 1.0, "a float in [0.5, 1)")
+
 
 def setup_torch(threads: int) -> None:
-    """Pin torch's intra-op threads (0 leaves the default)."""
+    """Pin torch's intra-op threads once per process (0 leaves the default; a repeat call is a no-op).
+
+    The protocols call it at the top of ``run`` and of every unit that may run in a worker process;
+    :func:`empirical.train.train` leaves the thread count alone.
+    """
     import torch
 
-    if threads:
+    if threads and torch.get_num_threads() != int(threads):
         torch.set_num_threads(int(threads))
-
 
 
 def check_components(config: Any) -> None:
@@ -59,3 +87,36 @@ def check_components(config: Any) -> None:
     if config.aligned_component == config.perturbed_component:
         raise ConfigError(f"perturbed_component must differ from aligned_component; got both "
                           f"{config.aligned_component}.")
+
+
+def parts_key(config: Any, *, seed_invariant: bool = True) -> dict:
+    """What a protocol's part store is keyed on: the config without its ``claims`` table (judging the
+    same trainings against other bands reuses every part), and with ``seed_invariant`` also without
+    ``n_seeds`` and ``name`` (:func:`tokentree.harness.seed_invariant_config`)."""
+    d = seed_invariant_config(config) if seed_invariant else config_to_dict(config)
+    d.pop("claims", None)
+    return d
+
+
+def ci_min_detectable_effect(ci: Sequence[float] | None, n: int, level: float = 0.95) -> float | None:
+    """The minimum detectable effect of a Student-t mean over ``n`` replicates, from its CI.
+
+    The standard error is the CI's half-width over ``t_{(1+level)/2, n-1}`` (the interval of
+    :func:`tokentree.harness.mean_ci`); the effect is :func:`tokentree.harness.min_detectable_effect`
+    of it with ``n - 1`` degrees of freedom (80 % power at the CI's level). None without a CI.
+    """
+    if ci is None or n < 2 or not all(math.isfinite(v) for v in ci):
+        return None
+    se = (ci[1] - ci[0]) / 2 / t_quantile(0.5 + level / 2, n - 1)
+    return min_detectable_effect(se, level=level, df=n - 1)
+
+
+def censored_columns(rows: Sequence[Sequence[float | None]], level: float = 0.95) -> dict[str, list]:
+    """:func:`tokentree.harness.mean_ci_columns` of a seeds x points table whose None means "never
+    reached on the grid" (a lower bound, not a number): such a point's mean is None (and its
+    interval nan) unless every seed reached it."""
+    cols = mean_ci_columns([[math.nan if v is None else v for v in r] for r in rows], level)
+    censored = [any(r[j] is None for r in rows) for j in range(len(cols["mean"]))]
+    return {"mean": [None if c else m for c, m in zip(censored, cols["mean"])],
+            "low": [math.nan if c else x for c, x in zip(censored, cols["low"])],
+            "high": [math.nan if c else x for c, x in zip(censored, cols["high"])]}

@@ -36,15 +36,55 @@ from typing import Literal
 
 import numpy as np
 
-from tokentree.harness import check_range
 from tokentree.errors import ConfigError
-from tokentree.harness import Claim, sign_verdict
+from tokentree.harness import (
+    Claim,
+    PartStore,
+    band_verdict,
+    check_range,
+    ls_slope,
+    mean_ci,
+    pyplot,
+    ratio_of_means_ci,
+    run_units,
+    save_figure,
+    seed_list,
+    sign_verdict,
+    utc_now,
+    write_csv,
+    write_summary,
+)
 
-from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
-from tokentree.harness import PartStore, band_verdict, ls_slope, mean_ci, ratio_of_means_ci, run_units, seed_list, utc_now, write_csv, write_summary
-from ._common import ExperimentBase, check_components
+from ..config import EvalConfig, LMWorldConfig, ModelConfig, TrainConfig
+from ._common import ClaimsBase, ExperimentBase, check_components, ci_min_detectable_effect, parts_key, setup_torch
 
-__all__ = ["Config", "run", "mixture_marker_nats", "run_one", "seed_data"]
+__all__ = ["Config", "JointClaims", "run", "mixture_marker_nats", "run_one", "seed_data", "joint_claims"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JointClaims(ClaimsBase):
+    """The ``[claims]`` table: pre-registered bands of the joint protocol's claims.
+
+    ``ratio_band_factor``: the slope-ratio claims against −k hold if the CI lies within this factor
+    of the exact mixture's ratio on the same l grid (Θ(−k): the order, not the digits).
+    ``mixture_ratio_tolerance``: the claim "the ratio equals the mixture's" holds if the CI lies
+    inside the mixture ratio × [1 − tol, 1 + tol] (an equivalence band; it replaces "the CI covers it",
+    which held more often the wider the CI). ``fidelity_tolerance``: nats allowed between the model's
+    marker log-probabilities and the log mixture weights (max over components, l and seeds).
+    """
+
+    ratio_band_factor: float = 2.0
+    mixture_ratio_tolerance: float = 0.2
+    fidelity_tolerance: float = 0.05
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("ratio_band_factor", self.ratio_band_factor,
+                    math.isfinite(self.ratio_band_factor) and self.ratio_band_factor > 1, "a finite float > 1")
+        check_range("mixture_ratio_tolerance", self.mixture_ratio_tolerance,
+                    0 < self.mixture_ratio_tolerance < 1, "a float in (0, 1)")
+        check_range("fidelity_tolerance", self.fidelity_tolerance,
+                    math.isfinite(self.fidelity_tolerance) and self.fidelity_tolerance > 0, "a finite float > 0")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,13 +97,13 @@ class Config(ExperimentBase):
     perturbation_ratios: tuple[float, ...] = (0.0, 0.1, 0.2)
     aligned_component: int = 1
     perturbed_component: int = 2
-    fidelity_tolerance: float = 0.05
     workers: int = 1
     sampling: Literal["crn", "epochs"] = "crn"
-    world: WorldConfig = field(default_factory=WorldConfig)
+    world: LMWorldConfig = field(default_factory=LMWorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=800))
     eval: EvalConfig = field(default_factory=EvalConfig)
+    claims: JointClaims = field(default_factory=JointClaims)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -78,7 +118,6 @@ class Config(ExperimentBase):
             raise ConfigError(f"perturbation_ratios must give distinct perturbation sizes round(l * alignment_size); "
                               f"got sizes {ts} for alignment_size = {self.alignment_size}.")
         check_components(self)
-        check_range("fidelity_tolerance", self.fidelity_tolerance, self.fidelity_tolerance > 0, "a float > 0")
         check_range("workers", self.workers, 1 <= self.workers <= 64, "an int in [1, 64] (parallel processes)")
 
     @property
@@ -147,9 +186,8 @@ def seed_data(config: Config, world, j: int) -> tuple[dict, int, int]:
 def _unit(config: Config, j: int, t: int, progress: bool) -> dict:
     """One (seed, l) training, self-contained so that it can run in a worker process."""
     from ..data import build_world
-    from ._common import setup_torch
 
-    setup_torch(config.train.threads)
+    setup_torch(config.train.threads)  # a no-op in the main process, where run() has set it
     world = build_world(config.world)
     data, init_seed, batch_seed = seed_data(config, world, j)
     return run_one(config, world, data, t, init_seed, batch_seed, progress)
@@ -168,12 +206,10 @@ def _gammas(config: Config, r: dict) -> dict:
 
 
 def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
-    from ._common import setup_torch
-
     t0, started = time.perf_counter(), utc_now()
     out_dir = Path(out_dir)
     setup_torch(config.train.threads)  # also imports torch, so that the summary's env names the device
-    store = PartStore(out_dir, config)
+    store = PartStore(out_dir, parts_key(config, seed_invariant=False))
     ts = config.perturbation_sizes()
     ls_used = [t / config.alignment_size for t in ts]
     k = config.size_ratio
@@ -212,7 +248,7 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     th_p = [mixture_marker_nats(config, t)[2] for t in ts]
     th_slope_a, th_slope_p = ls_slope(ls_used, th_a), ls_slope(ls_used, th_p)
     th_ratio = th_slope_a / th_slope_p
-    claims = _claims(config, per_seed, k, th_slope_a, th_slope_p, th_ratio, ls_used)
+    claims = joint_claims(config, per_seed, k, th_slope_a, th_slope_p, th_ratio, ls_used)
     write_csv(out_dir / "runs.csv", rows)
     write_csv(out_dir / "seeds.csv", per_seed)
     figures = _plot(out_dir, config, rows, per_seed, ls_used, th_a, th_p, th_ratio, k)
@@ -225,77 +261,81 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
                          extra=extra)
 
 
-def _claims(config: Config, per_seed: list[dict], k: float, th_a: float, th_p: float, th_ratio: float,
-            ls_used: list[float]) -> list[Claim]:
+def joint_claims(config: Config, per_seed: list[dict], k: float, th_a: float, th_p: float, th_ratio: float,
+                 ls_used: list[float]) -> list[Claim]:
+    """The joint protocol's claims from its per-seed slopes (bands from ``config.claims``)."""
+    cc = config.claims
+    level = cc.ci_level
     n = len(per_seed)
     # the ratio of the mean slopes with Fieller's interval; the mean of per-seed ratios is reported
     # beside it (a seed whose γ_p slope sits near 0 makes that one heavy-tailed)
     ratio_m, ratio_ci = ratio_of_means_ci([s["slope_a_marker"] for s in per_seed],
-                                          [s["slope_p_marker"] for s in per_seed])
-    seed_ratio_m, seed_ratio_ci = mean_ci([s["ratio_marker"] for s in per_seed])
-    slope_a, slope_a_ci = mean_ci([s["slope_a_marker"] for s in per_seed])
-    slope_p, slope_p_ci = mean_ci([s["slope_p_marker"] for s in per_seed])
+                                          [s["slope_p_marker"] for s in per_seed], level)
+    seed_ratio_m, seed_ratio_ci = mean_ci([s["ratio_marker"] for s in per_seed], level)
+    slope_a, slope_a_ci = mean_ci([s["slope_a_marker"] for s in per_seed], level)
+    slope_p, slope_p_ci = mean_ci([s["slope_p_marker"] for s in per_seed], level)
     total_m, total_ci = ratio_of_means_ci([s["slope_a_total"] for s in per_seed],
-                                          [s["slope_p_total"] for s in per_seed])
+                                          [s["slope_p_total"] for s in per_seed], level)
     fid = max(s["fidelity_max_abs_log_ratio"] for s in per_seed)
-    exc, exc_ci = mean_ci([s["excess_rest_a"] for s in per_seed])
+    exc, exc_ci = mean_ci([s["excess_rest_a"] for s in per_seed], level)
     common = {"n_seeds": n, "k": k, "l_grid": ls_used, "unit": "nats per sequence per unit l",
-              "ci": "95% over seeds (Student t; Fieller for ratios of mean slopes)",
+              "ci": f"{level:.0%} over seeds (Student t; Fieller for ratios of mean slopes)",
               "steps": config.train.max_steps, "sampling": config.sampling}
-    lo, hi = sorted((2 * th_ratio, th_ratio / 2))
-    claims = [
-        Claim(id="joint.marker_ratio_vs_k",
+    f = cc.ratio_band_factor
+    lo, hi = sorted((f * th_ratio, th_ratio / f))
+    band_rule = f"CI inside [{lo:.4g}, {hi:.4g}] (within a factor {f:g} of the same-grid mixture ratio {th_ratio:.4g})"
+    tol = cc.mixture_ratio_tolerance
+    eq_lo, eq_hi = sorted((th_ratio * (1 - tol), th_ratio * (1 + tol)))
+
+    def mde(ci):  # the slope's standard error is its t-CI's half-width over t_{n-1}
+        return {"min_detectable_effect": ci_min_detectable_effect(ci, n, level)}
+
+    return [
+        Claim(id="joint.marker_ratio_vs_k", tier="theory",
               statement="In joint training, the marker (prefix) term of γ_a moves about k times faster than that "
-                        "of γ_p, with opposite sign: dγ_a/dl ÷ dγ_p/dl = Θ(−k) (holds if the CI lies within a "
-                        "factor 2 of the exact mixture ratio on the same l grid)",
-              predicted=-k, measured=ratio_m, ci=ratio_ci, verdict=band_verdict(ratio_ci, lo, hi),
+                        "of γ_p, with opposite sign: dγ_a/dl ÷ dγ_p/dl = Θ(−k)",
+              predicted=-k, measured=ratio_m, ci=ratio_ci, verdict=band_verdict(ratio_ci, lo, hi), rule=band_rule,
               source="paper Thm 4.2; PROTOTYPE.md §3",
               details={**common, "same_grid_mixture_ratio": th_ratio, "band": [lo, hi],
                        "estimator": "mean dγ_a/dl over seeds ÷ mean dγ_p/dl over seeds",
                        "mean_of_per_seed_ratios": seed_ratio_m, "mean_of_per_seed_ratios_ci": seed_ratio_ci,
                        "per_seed": [s["ratio_marker"] for s in per_seed]}),
-        Claim(id="joint.marker_ratio_vs_mixture",
-              statement="The measured marker-term slope ratio equals the exact mixture's ratio on the same l grid "
-                        "(holds if the CI covers it)",
-              predicted=th_ratio, measured=ratio_m, ci=ratio_ci,
-              verdict=("inconclusive" if ratio_ci is None else
-                       "holds" if ratio_ci[0] <= th_ratio <= ratio_ci[1] else "fails"),
-              source="eq. joint mixture (digest §3 R4–R6)", details=common),
-        Claim(id="joint.marker_slope_a_positive", statement="dγ_a/dl > 0 (marker term): alignment data is "
-              "compressed worse as the perturbation grows", predicted=th_a, measured=slope_a, ci=slope_a_ci,
-              verdict=sign_verdict(slope_a_ci, +1),
-              source="paper Thm 4.2", details={**common, "predicted_is": "same-grid mixture slope"}),
-        Claim(id="joint.marker_slope_p_negative", statement="dγ_p/dl < 0 (marker term): pre-training data is "
-              "compressed better as the perturbation grows", predicted=th_p, measured=slope_p, ci=slope_p_ci,
-              verdict=sign_verdict(slope_p_ci, -1),
-              source="paper Thm 4.2", details={**common, "predicted_is": "same-grid mixture slope"}),
-        Claim(id="joint.total_ratio_vs_k",
+        Claim(id="joint.marker_ratio_vs_mixture", tier="theory",
+              statement="The measured marker-term slope ratio equals the exact mixture's ratio on the same l grid",
+              predicted=th_ratio, measured=ratio_m, ci=ratio_ci, verdict=band_verdict(ratio_ci, eq_lo, eq_hi),
+              rule=f"CI inside [{eq_lo:.4g}, {eq_hi:.4g}] (the mixture ratio ± {tol:.0%})",
+              source="eq. joint mixture (digest §3 R4–R6)", details={**common, "band": [eq_lo, eq_hi]}),
+        Claim(id="joint.marker_slope_a_positive", tier="theory", statement="dγ_a/dl > 0 (marker term): alignment "
+              "data is compressed worse as the perturbation grows", predicted=th_a, measured=slope_a, ci=slope_a_ci,
+              verdict=sign_verdict(slope_a_ci, +1), rule="CI above 0", source="paper Thm 4.2",
+              details={**common, "predicted_is": "same-grid mixture slope", **mde(slope_a_ci)}),
+        Claim(id="joint.marker_slope_p_negative", tier="theory", statement="dγ_p/dl < 0 (marker term): pre-training "
+              "data is compressed better as the perturbation grows", predicted=th_p, measured=slope_p, ci=slope_p_ci,
+              verdict=sign_verdict(slope_p_ci, -1), rule="CI below 0", source="paper Thm 4.2",
+              details={**common, "predicted_is": "same-grid mixture slope", **mde(slope_p_ci)}),
+        Claim(id="joint.total_ratio_vs_k", tier="theory",
               statement="The same ratio on the total code length (marker + rest); expected to be noise at CPU "
                         "sizes (PROTOTYPE.md P1), reported for honesty",
-              predicted=-k, measured=total_m, ci=total_ci, verdict=band_verdict(total_ci, lo, hi),
+              predicted=-k, measured=total_m, ci=total_ci, verdict=band_verdict(total_ci, lo, hi), rule=band_rule,
               source="paper Thm 4.2", details={**common, "per_seed": [s["ratio_total"] for s in per_seed],
-                                               "estimator": "ratio of mean slopes, Fieller CI"}),
-        Claim(id="joint.marker_fidelity",
-              statement=f"The model's marker log-probabilities match the empirical mixture weights to "
-                        f"<= {config.fidelity_tolerance} nats (max over components, l and seeds)",
-              predicted=0.0, measured=fid, verdict="holds" if fid <= config.fidelity_tolerance else "fails",
-              source="PROTOTYPE.md §6", details={"tolerance": config.fidelity_tolerance, **common}),
-        Claim(id="joint.rest_excess_over_entropy",
+                                               "band": [lo, hi], "estimator": "ratio of mean slopes, Fieller CI"}),
+        # the worst case over every unit against a fixed tolerance: more seeds can only make it harder to hold
+        Claim(id="joint.marker_fidelity", tier="sanity",
+              statement="The model's marker log-probabilities match the empirical mixture weights (max over "
+                        "components, l and seeds)",
+              predicted=0.0, measured=fid, verdict="holds" if fid <= cc.fidelity_tolerance else "fails",
+              rule=f"max |log p(M_i) − log w_i| <= {cc.fidelity_tolerance:g} nats", source="PROTOTYPE.md §6",
+              details={"tolerance": cc.fidelity_tolerance, **common}),
+        Claim(id="joint.rest_excess_over_entropy", tier="sanity",
               statement="The held-out non-marker code length of D_a exceeds its exact entropy (a KL, >= 0): how far "
                         "the model is from the truth, in nats/sequence",
-              predicted=0.0, measured=exc, ci=exc_ci,
-              verdict=sign_verdict(exc_ci, +1),
-              source="Thm 3.4 / Def 4.1 (cross-entropy >= entropy)", details=common),
+              predicted=0.0, measured=exc, ci=exc_ci, verdict=sign_verdict(exc_ci, +1), rule="CI above 0",
+              source="Thm 3.4 / Def 4.1 (cross-entropy >= entropy)", details={**common, **mde(exc_ci)}),
     ]
-    return claims
 
 
 def _plot(out_dir: Path, config: Config, rows, per_seed, ls_used, th_a, th_p, th_ratio, k) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, key, th, title in ((axes[0], "gamma_a_marker", th_a, "γ_a marker term (aligned data)"),
                                (axes[1], "gamma_p_marker", th_p, "γ_p marker term (pre-training data)")):
@@ -307,17 +347,17 @@ def _plot(out_dir: Path, config: Config, rows, per_seed, ls_used, th_a, th_p, th
         ax.set(xlabel="l = |D_t| / |D_a|", ylabel="change from l = 0 (nats/sequence)", title=title)
         ax.legend(fontsize=8)
     ratios = [s["ratio_marker"] for s in per_seed]
-    m, ci = ratio_of_means_ci([s["slope_a_marker"] for s in per_seed], [s["slope_p_marker"] for s in per_seed])
+    m, ci = ratio_of_means_ci([s["slope_a_marker"] for s in per_seed], [s["slope_p_marker"] for s in per_seed],
+                              config.claims.ci_level)
     ax = axes[2]
     ax.scatter(range(len(ratios)), ratios, color="tab:blue", label="per seed")
     if ci is not None:
-        ax.axhspan(ci[0], ci[1], color="tab:blue", alpha=0.15, label=f"ratio of mean slopes {m:.3g}, 95% CI")
+        ax.axhspan(ci[0], ci[1], color="tab:blue", alpha=0.15,
+                   label=f"ratio of mean slopes {m:.3g}, {config.claims.ci_level:.0%} CI")
     ax.axhline(-k, color="k", ls=":", label=f"−k = {-k:.3g}")
     ax.axhline(th_ratio, color="k", ls="--", label=f"mixture, same grid {th_ratio:.3g}")
     ax.set(xlabel="seed", ylabel="dγ_a/dl ÷ dγ_p/dl (marker)", title="slope ratio")
     ax.legend(fontsize=8)
     fig.suptitle(f"Joint training, k = {k:.3g}, {config.train.max_steps} steps, {len(per_seed)} seeds")
-    fig.tight_layout()
-    fig.savefig(out_dir / "fig_joint.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out_dir / "fig_joint.png", dpi=120)
     return ["fig_joint.png"]

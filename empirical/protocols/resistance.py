@@ -31,15 +31,25 @@ from pathlib import Path
 
 import numpy as np
 
-from tokentree.harness import check_range
-from tokentree.harness import Claim
+from tokentree.harness import (
+    Claim,
+    PartStore,
+    check_range,
+    finite_or_none,
+    mean_ci,
+    mean_ci_columns,
+    run_seeds,
+    sign_verdict,
+    utc_now,
+    write_csv,
+    write_summary,
+)
 
-from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
-from tokentree.harness import PartStore, mean_ci, run_seeds, seed_invariant_config, utc_now, write_csv, write_summary
-from ._common import ExperimentBase, setup_torch
-from .rebound import finite_or_none
+from ..config import EvalConfig, LMWorldConfig, ModelConfig, TrainConfig
+from ._common import ClaimsBase, ExperimentBase, ci_min_detectable_effect, parts_key, setup_torch
 
-__all__ = ["ResistanceData", "Config", "run", "run_seed", "sample_sequences", "resistance_claims", "PATH_METRICS"]
+__all__ = ["ResistanceData", "ResistanceClaims", "Config", "run", "run_seed", "sample_sequences", "resistance_claims",
+           "PATH_METRICS"]
 
 NATS_PER_BIT = math.log(2.0)
 # what each path records -> (claim suffix, statement fragment, unit)
@@ -70,6 +80,13 @@ class ResistanceData:
         check_range("aligned_component", self.aligned_component, self.aligned_component >= 0, "an int >= 0")
 
 
+@dataclass(frozen=True, kw_only=True)
+class ResistanceClaims(ClaimsBase):
+    """The ``[claims]`` table of the resistance protocol. Its claims are signs (forward − inverse > 0,
+    judged on the CI over seeds of the per-seed mean gap), so the one pre-registered setting is the
+    CI level."""
+
+
 def _stage_default() -> TrainConfig:
     return TrainConfig(learning_rate=1e-3, batch_size=16, warmup_steps=0, decay="constant", max_steps=0)
 
@@ -80,7 +97,7 @@ class Config(ExperimentBase):
     follow from the volumes (one epoch over the slices; ``finetune_epochs`` epochs over D_k)."""
 
     protocol: str = "resistance"
-    world: WorldConfig = field(default_factory=WorldConfig)
+    world: LMWorldConfig = field(default_factory=LMWorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: ResistanceData = field(default_factory=ResistanceData)
     pretrain: TrainConfig = field(default_factory=TrainConfig)
@@ -89,6 +106,7 @@ class Config(ExperimentBase):
     finetune_epochs: int = 1
     sample_batch_size: int = 200
     eval: EvalConfig = field(default_factory=lambda: EvalConfig(n_heldout=300))
+    claims: ResistanceClaims = field(default_factory=ResistanceClaims)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -226,6 +244,8 @@ def resistance_claims(records: list[dict], cfg: Config) -> tuple[list[Claim], di
     from .. import paper_values as pv
 
     pairs = [f"{k}-{l}" for k, l in cfg.pairs]
+    level = cfg.claims.ci_level
+    n = len(records)
     bands, verdicts = {}, {}
     claims = []
     paper_rows = pv.resistance_gaps()
@@ -233,37 +253,36 @@ def resistance_claims(records: list[dict], cfg: Config) -> tuple[list[Claim], di
         per_seed = [_gaps(r, metric) for r in records]
         cells = [g[p] for g in per_seed for p in pairs]
         seed_means = [float(np.mean([g[p] for p in pairs])) for g in per_seed]
-        m, ci = mean_ci(seed_means)
-        verdict = "inconclusive" if ci is None else ("holds" if ci[0] > 0 else "fails" if ci[1] < 0 else "inconclusive")
+        m, ci = mean_ci(seed_means, level)
+        verdict = sign_verdict(ci, +1)
         verdicts[suffix] = verdict
-        band = {"mean": [], "low": [], "high": []}
+        bands[suffix] = mean_ci_columns([[g[p] for p in pairs] for g in per_seed], level)
         per_pair = {}
         for p in pairs:
-            pm, pci = mean_ci([g[p] for g in per_seed])
-            band["mean"].append(pm)
-            band["low"].append(pci[0] if pci else pm)
-            band["high"].append(pci[1] if pci else pm)
+            pm, pci = mean_ci([g[p] for g in per_seed], level)
             per_pair[p] = {"mean": pm, "ci": pci, "inverse_below_forward": sum(g[p] > 0 for g in per_seed)}
-        bands[suffix] = band
         paper = ("27/27 cells, gaps 0.0002–0.0961 (Table 1)" if metric != "kl_moved_nats"
                  else "7/7 pairs, e.g. 0.4568 vs 0.2796 (Table 2)")
         claims.append(Claim(
-            id=f"resistance.{suffix}",
+            id=f"resistance.{suffix}", tier="paper",
             statement=f"Inverse alignment (θ_l trained on D_k) is easier than forward alignment (θ_k on D_l): "
                       f"forward − inverse {what} > 0, averaged over the pairs of {cfg.data.n_slices} slices.",
             predicted=f"> 0 in every pair ({paper})", measured=finite_or_none(m), ci=ci, verdict=verdict,
+            rule="CI over seeds of the per-seed mean gap above 0",
             source="paper §5.1 Table 1 / digest §5.3 item 14" if metric != "kl_moved_nats"
             else "paper Appendix B.1 Table 2 / digest §5.3 item 14",
-            details={"unit": unit, "n_seeds": len(records), "ci_level": 0.95, "per_pair": per_pair,
+            details={"unit": unit, "n_seeds": n, "ci_level": level, "per_pair": per_pair,
                      "cells_in_paper_direction": f"{sum(c > 0 for c in cells)}/{len(cells)}",
                      "per_seed_mean_gap": seed_means,
+                     # the mean's standard error is its t-CI's half-width over t_{n-1}; 80 % power
+                     "min_detectable_effect": ci_min_detectable_effect(ci, n, level),
                      "paper_gap_range": [min(r['gap'] for r in paper_rows), max(r['gap'] for r in paper_rows)]}))
     # name the control that explains a reversal (P8: the raw loss tracks the target entropy)
     h_gap = []
     for r in records:
         h = {int(k): v for k, v in r["entropy_bits"].items()}   # int keys, or str after a JSON round trip
         h_gap.append(float(np.mean([h[l] - h[k] for k, l in cfg.pairs])))
-    hm, hci = mean_ci(h_gap)
+    hm, hci = mean_ci(h_gap, level)
     raw = claims[0]
     # P8: how much of the raw per-cell gap is the target-entropy difference H(D_l) - H(D_k)?
     raw_cells, h_cells = [], []
@@ -301,8 +320,8 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
 
     t0, started = time.perf_counter(), utc_now()
     out_dir = Path(out_dir)
-    setup_torch(config.pretrain.threads)
-    store = PartStore(out_dir, seed_invariant_config(config))
+    setup_torch(config.pretrain.threads)  # once for the whole route: train() leaves the thread count alone
+    store = PartStore(out_dir, parts_key(config))
     records = run_seeds(store, config.seed, config.n_seeds,
                         lambda i, seed: finite_or_none(run_seed(config, seed, progress=progress)))
     claims, bands = resistance_claims(records, config)

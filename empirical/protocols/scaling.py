@@ -31,16 +31,26 @@ from pathlib import Path
 
 import numpy as np
 
-from tokentree.harness import check_range, config_to_dict
 from tokentree.errors import ConfigError
-from tokentree.harness import Claim
+from tokentree.harness import (
+    Claim,
+    PartStore,
+    check_range,
+    finite_or_none,
+    ls_slope,
+    mean_ci,
+    seed_list,
+    sign_verdict,
+    utc_now,
+    write_csv,
+    write_summary,
+)
 
-from ..config import MODEL_SIZES, EvalConfig, ModelConfig, TrainConfig, WorldConfig
+from ..config import MODEL_SIZES, EvalConfig, LMWorldConfig, ModelConfig, TrainConfig
 from . import rebound
-from tokentree.harness import PartStore, ls_slope, mean_ci, seed_list, utc_now, write_csv, write_summary
-from ._common import ExperimentBase, setup_torch
+from ._common import ClaimsBase, ExperimentBase, censored_columns, ci_min_detectable_effect, parts_key, setup_torch
 
-__all__ = ["Config", "run", "parse_size", "settings", "setting_statistics", "scaling_claims"]
+__all__ = ["Config", "ScalingClaims", "run", "parse_size", "settings", "setting_statistics", "scaling_claims"]
 
 _SPEC = re.compile(r"L(\d+)-E(\d+)-H(\d+)-I(\d+)")
 
@@ -60,6 +70,13 @@ def parse_size(spec: str, base: ModelConfig, *, name: str = "sizes") -> ModelCon
     return dataclasses.replace(base, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_inner=n_inner)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ScalingClaims(ClaimsBase):
+    """The ``[claims]`` table of the scaling protocol. Its claims are signs (the slope of
+    log10(negatives to the pre-trained level) on log10(size or volume) < 0, judged on the CI over
+    seeds), so the one pre-registered setting is the CI level."""
+
+
 def _data_default() -> rebound.ReboundData:
     return rebound.ReboundData(positives=(100, 1000), negatives=(10, 20, 50, 100, 200, 400))
 
@@ -70,7 +87,7 @@ class Config(ExperimentBase):
     ``data.n_pretrain`` and ``pretrain.max_steps`` are ignored: they follow from each volume."""
 
     protocol: str = "scaling"
-    world: WorldConfig = field(default_factory=WorldConfig)
+    world: LMWorldConfig = field(default_factory=LMWorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     sizes: tuple[str, ...] = ("L1-E16-H2-I64", "L2-E40-H4-I160", "micro")
     volumes: tuple[int, ...] = (600, 6000, 60000)
@@ -79,11 +96,12 @@ class Config(ExperimentBase):
     pretrain_epochs: int = 1
     data: rebound.ReboundData = field(default_factory=_data_default)
     pretrain: TrainConfig = field(default_factory=TrainConfig)
-    align: TrainConfig = field(default_factory=rebound._align_default)
-    negative: TrainConfig = field(default_factory=rebound._negative_default)
+    align: TrainConfig = field(default_factory=rebound.align_stage_default)
+    negative: TrainConfig = field(default_factory=rebound.negative_stage_default)
     align_epochs: int = 3
     kl_epsilon: float = 0.1
     eval: EvalConfig = field(default_factory=lambda: EvalConfig(n_heldout=300))
+    claims: ScalingClaims = field(default_factory=ScalingClaims)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -155,10 +173,13 @@ def _axis_claim(cid: str, item: str, axis: str, xs: list[float], labels: list[st
             slopes.append(ls_slope(logx, [math.log10(c) for c in cross]))
         drop_slopes.append(ls_slope(logx, [s["initial_margin_drop_rate"] for s in stats]))
         height_slopes.append(ls_slope(logx, [s["aligned_margin"] for s in stats]))
-    m, ci = mean_ci(slopes)
-    verdict = "inconclusive" if ci is None or missing else ("holds" if ci[1] < 0 else "fails" if ci[0] > 0 else "inconclusive")
-    dm, dci = mean_ci(drop_slopes)
-    hm, hci = mean_ci(height_slopes)
+    level = cfg.claims.ci_level
+    m, ci = mean_ci(slopes, level)
+    # a seed whose score never came back within the grid has no crossing: its slope is unknown, not
+    # small, so the claim cannot be decided
+    verdict = "inconclusive" if missing else sign_verdict(ci, -1)
+    dm, dci = mean_ci(drop_slopes, level)
+    hm, hci = mean_ci(height_slopes, level)
     controls = {"initial_margin_drop_rate": {"mean": dm, "ci": dci, "predicted": "> 0 (faster initial drop)"},
                 "aligned_margin": {"mean": hm, "ci": hci, "predicted": "a higher start delays the crossing"}}
     if verdict == "holds":
@@ -174,28 +195,25 @@ def _axis_claim(cid: str, item: str, axis: str, xs: list[float], labels: list[st
         why = (f"{head}; per decade of {axis} the initial margin drop per negative sample {trend(dci)} "
                f"(the paper reads 'faster initial drop' into rebound) and the aligned margin, the distance to fall, "
                f"{trend(hci)}")
-    bands = {"mean": [], "low": [], "high": []}
-    for j in range(len(xs)):
-        vals = [stats[j]["crossing"] for stats in per_seed]
-        cm, cci = mean_ci(vals) if all(v is not None for v in vals) else (None, None)
-        bands["mean"].append(cm)
-        bands["low"].append(cci[0] if cci else cm)
-        bands["high"].append(cci[1] if cci else cm)
+    bands = censored_columns([[s["crossing"] for s in stats] for stats in per_seed], level)
     paper = ("0.5B ≈ 750 > 4B ≈ 450 > 7B ≈ 350 (Fig. 5)" if axis == "model size"
              else "2T > 2000 > 2.5T ≈ 1000 > 3T ≈ 550 (Fig. 6); absent at 0.1T")
     claim = Claim(
-        id=f"scaling.{cid}",
+        id=f"scaling.{cid}", tier="paper",
         statement=f"The negatives needed to bring the behaviour score back to the pre-trained level decrease with {axis} "
                   f"({', '.join(labels)}).",
         predicted=f"slope of log10(negatives) on log10({axis}) < 0; paper: {paper}",
-        measured=rebound.finite_or_none(m), ci=ci,
-        verdict=verdict, source=f"paper §5.3 / digest §5.3 item {item}",
-        details={"n_seeds": len(per_seed), "ci_level": 0.95, "x": [float(x) for x in xs], "labels": labels,
+        measured=finite_or_none(m), ci=ci, verdict=verdict,
+        rule="CI of the mean slope over seeds below 0 (inconclusive if a seed never reached the level)",
+        source=f"paper §5.3 / digest §5.3 item {item}",
+        details={"n_seeds": len(per_seed), "ci_level": level, "x": [float(x) for x in xs], "labels": labels,
                  "per_seed_slope": slopes, "seeds_not_reaching_level": missing,
-                 "negatives_to_level": rebound.finite_or_none(bands),
+                 # the slope's standard error is its t-CI's half-width over t_{n-1}; 80 % power
+                 "min_detectable_effect": ci_min_detectable_effect(ci, len(slopes), level),
+                 "negatives_to_level": finite_or_none(bands),
                  "negatives_to_level_paper_units": [None if v is None else v / scale for v in bands["mean"]],
                  "score_moved": [float(np.mean([stats[j]["score_moved"] for stats in per_seed])) for j in range(len(xs))],
-                 "controls": rebound.finite_or_none(controls), "explanation": why})
+                 "controls": finite_or_none(controls), "explanation": why})
     return claim, bands
 
 
@@ -220,11 +238,8 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
 
     t0, started = time.perf_counter(), utc_now()
     out_dir = Path(out_dir)
-    setup_torch(config.pretrain.threads)
-    part_cfg = config_to_dict(config)
-    part_cfg.pop("n_seeds")
-    part_cfg.pop("name")
-    store = PartStore(out_dir, part_cfg)
+    setup_torch(config.pretrain.threads)  # once for the whole route: train() leaves the thread count alone
+    store = PartStore(out_dir, parts_key(config))
     seeds = seed_list(config.seed, config.n_seeds)
     records: dict[tuple[str, int], list[dict]] = {}
     for i, seed in enumerate(seeds):                 # seeds outermost: a partial run already has every setting
@@ -232,7 +247,7 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
             key = _key(size, volume, i)
             rec = store.get(key)
             if rec is None:
-                rec = store.put(key, rebound.finite_or_none(
+                rec = store.put(key, finite_or_none(
                     rebound.run_seed(config.rebound_config(size, volume), seed, progress=progress)))
             records.setdefault((size, volume), []).append(rec)
     claims, bands = scaling_claims(records, config)
@@ -248,7 +263,7 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     paper_plots.plot_scaling("volume", [str(v) for v in config.volumes], bands["volume"]["x"], bands["volume"]["band"],
                              out_dir / "fig_scaling_volume.png", xlabel="pre-training sequences (ours)",
                              lower_bounds=[max(config.data.negatives)] * len(config.volumes))
-    extra = {"statistics": rebound.finite_or_none(bands),
+    extra = {"statistics": finite_or_none(bands),
              "setting_wall_time_s": {f"{s}@{v}": [r["wall_time_s"] for r in recs] for (s, v), recs in records.items()}}
     return write_summary(out_dir, config=config, claims=claims, figures=["fig_scaling_size.png", "fig_scaling_volume.png"],
                          tables={"settings": "scaling_settings.csv"}, started_at=started, t0=t0, extra=extra)

@@ -25,15 +25,52 @@ from pathlib import Path
 
 import numpy as np
 
-from tokentree.harness import check_range
 from tokentree.errors import ConfigError
-from tokentree.harness import Claim
+from tokentree.harness import (
+    Claim,
+    PartStore,
+    band_verdict,
+    check_range,
+    mean_ci,
+    pyplot,
+    run_units,
+    save_figure,
+    seed_list,
+    sign_verdict,
+    utc_now,
+    write_csv,
+    write_summary,
+)
 
-from ..config import EvalConfig, ModelConfig, TrainConfig, WorldConfig
-from tokentree.harness import PartStore, band_verdict, mean_ci, run_units, seed_list, utc_now, write_csv, write_summary
-from ._common import ExperimentBase, check_components
+from ..config import EvalConfig, LMWorldConfig, ModelConfig, TrainConfig
+from ._common import ClaimsBase, ExperimentBase, check_components, ci_min_detectable_effect, parts_key, setup_torch
 
-__all__ = ["Config", "run", "evaluate"]
+__all__ = ["Config", "SequentialClaims", "run", "evaluate", "sequential_claims"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SequentialClaims(ClaimsBase):
+    """The ``[claims]`` table: pre-registered bands and thresholds of the sequential protocol's claims.
+
+    ``hooke_band``: the Hooke invariant (a·Δγ_a)/(|D_p|·Δγ_p) (theory: −1) holds if its CI over seeds
+    lies inside this band. ``aligned_score_min``: alignment holds as "raises the score" if the CI of
+    the mean aligned score lies above it; ``flipped_score_max``: the perturbation "flips the
+    behaviour" if the CI of the mean final score lies below it. Every claim is judged on the CI of
+    the mean over seeds: "in every seed" would hold by chance with 3 seeds.
+    """
+
+    hooke_band: tuple[float, float] = (-2.0, -0.5)
+    aligned_score_min: float = 0.9
+    flipped_score_max: float = 0.05
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        lo, hi = self.hooke_band
+        check_range("hooke_band", list(self.hooke_band), math.isfinite(lo) and math.isfinite(hi) and lo < hi,
+                    "[low, high] with finite low < high")
+        for name in ("aligned_score_min", "flipped_score_max"):
+            v = getattr(self, name)
+            check_range(name, v, 0.0 < v < 1.0, "a float in (0, 1) (a behaviour score)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,7 +86,7 @@ class Config(ExperimentBase):
     workers: int = 1
     aligned_component: int = 1
     perturbed_component: int = 2
-    world: WorldConfig = field(default_factory=WorldConfig)
+    world: LMWorldConfig = field(default_factory=LMWorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=600))
     align: TrainConfig = field(default_factory=lambda: TrainConfig(
@@ -57,6 +94,7 @@ class Config(ExperimentBase):
     perturb: TrainConfig = field(default_factory=lambda: TrainConfig(
         learning_rate=1e-3, batch_size=16, warmup_steps=0, decay="constant", max_steps=0))
     eval: EvalConfig = field(default_factory=EvalConfig)
+    claims: SequentialClaims = field(default_factory=SequentialClaims)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -133,9 +171,8 @@ def _seed_unit(config: Config, j: int, progress: bool) -> dict:
     from ..data import batch_stream, build_world
     from ..models import build_model
     from ..train import train
-    from ._common import setup_torch
 
-    setup_torch(config.pretrain.threads)
+    setup_torch(config.pretrain.threads)  # a no-op in the main process, where run() has set it
     world = build_world(config.world)
     ss = np.random.SeedSequence(seed_list(config.seed, config.n_seeds)[j]).spawn(6)
     c = world.n_components
@@ -162,12 +199,10 @@ def _seed_unit(config: Config, j: int, progress: bool) -> dict:
 
 
 def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
-    from ._common import setup_torch
-
     t0, started = time.perf_counter(), utc_now()
     out_dir = Path(out_dir)
     setup_torch(config.pretrain.threads)  # also imports torch, so that the summary's env names the device
-    store = PartStore(out_dir, config)
+    store = PartStore(out_dir, parts_key(config, seed_invariant=False))
     d_p_size = config.n_per_component * config.world.n_components
     units = [(f"seed{j}", (config, j, progress and config.workers <= 1)) for j in range(config.n_seeds)]
     if progress:
@@ -179,7 +214,7 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
 
     rows, hooke = _tables(config, results, d_p_size)
     write_csv(out_dir / "curves.csv", rows)
-    claims = _claims(config, results, hooke, d_p_size)
+    claims = sequential_claims(config, results, hooke, d_p_size)
     figures = _plot(out_dir, config, results, hooke, d_p_size)
     extra = {"results": {"size_ratio_k": {str(a): d_p_size / a for a in config.alignment_sizes},
                          "hooke": hooke}}
@@ -217,75 +252,90 @@ def _tables(config: Config, results, d_p_size: int) -> tuple[list[dict], dict]:
         for t, vals in sorted(per_t.items()):
             entry = {}
             for name, v in vals.items():
-                m, ci = mean_ci(v)
+                m, ci = mean_ci(v, config.claims.ci_level)
                 entry[name] = {"mean": m, "ci": ci, "per_seed": v}
             hooke[str(a)][str(t)] = entry
     return rows, hooke
 
 
-def _claims(config: Config, results, hooke, d_p_size: int) -> list[Claim]:
+def sequential_claims(config: Config, results, hooke, d_p_size: int) -> list[Claim]:
+    """The sequential protocol's claims per alignment size (bands from ``config.claims``).
+
+    Every verdict is a rule on the CI of the mean over seeds (``band_verdict`` / ``sign_verdict``);
+    how many seeds point the predicted way is reported beside it, never used as the rule.
+    """
+    cc = config.claims
+    level = cc.ci_level
     claims = []
     n = len(results)
     t_first, t_last = config.perturbation_sizes[0], config.perturbation_sizes[-1]
-    common = {"n_seeds": n, "ci": "95% Student t over seeds", "unit": "nats per sequence"}
+    common = {"n_seeds": n, "ci": f"{level:.0%} Student t over seeds", "unit": "nats per sequence"}
+    h_lo, h_hi = cc.hooke_band
+
+    def mean_rule(values, sign: int, threshold: float = 0.0):
+        m, ci = mean_ci(values, level)
+        agree = sum((v - threshold) * sign > 0 for v in values)
+        info = {"per_seed": values, "seeds_in_predicted_direction": f"{agree}/{len(values)}",
+                # the standard error is the t-CI's half-width over t_{n-1}; 80 % power at the CI's level
+                "min_detectable_effect": ci_min_detectable_effect(ci, len(values), level)}
+        return m, ci, sign_verdict(ci, sign, threshold=threshold), info
+
     for a in config.alignment_sizes:
         k = d_p_size / a
         h = hooke[str(a)][str(t_first)]
         for term in ("marker", "total"):
             m, ci = h[f"ratio_{term}"]["mean"], h[f"ratio_{term}"]["ci"]
             claims.append(Claim(
-                id=f"sequential.hooke_{term}.a{a}",
+                id=f"sequential.hooke_{term}.a{a}", tier="theory",
                 statement=f"Hooke invariant after the first {t_first} perturbation samples ({term} term): "
-                          f"(a·Δγ_a)/(|D_p|·Δγ_p) = −1, i.e. Δγ_a/Δγ_p = −k (holds if the CI lies in [−2, −0.5])",
-                predicted=-1.0, measured=m, ci=ci, verdict=band_verdict(ci, -2.0, -0.5),
-                source="paper §4.3 Eq. (3); Thm 4.2",
-                details={**common, "a": a, "k": k, "t": t_first,
+                          f"(a·Δγ_a)/(|D_p|·Δγ_p) = −1, i.e. Δγ_a/Δγ_p = −k",
+                predicted=-1.0, measured=m, ci=ci, verdict=band_verdict(ci, h_lo, h_hi),
+                rule=f"CI inside [{h_lo:g}, {h_hi:g}]", source="paper §4.3 Eq. (3); Thm 4.2",
+                details={**common, "a": a, "k": k, "t": t_first, "band": [h_lo, h_hi],
                          "delta_gamma_a": h[f"delta_a_{term}"]["mean"], "delta_gamma_p": h[f"delta_p_{term}"]["mean"],
                          "per_seed": h[f"ratio_{term}"]["per_seed"],
+                         "min_detectable_effect": ci_min_detectable_effect(ci, len(h[f"ratio_{term}"]["per_seed"]),
+                                                                           level),
                          "curve_by_t": {t: v[f"ratio_{term}"]["mean"] for t, v in hooke[str(a)].items()}}))
         aligned_scores = [results[j][a]["curve"][0]["score"] for j in results]
+        m, ci, verdict, info = mean_rule(aligned_scores, +1, cc.aligned_score_min)
         claims.append(Claim(
-            id=f"sequential.alignment_raises_score.a{a}",
-            statement="After alignment the behaviour score p(M_a)/(p(M_a)+p(M_t)) exceeds 0.9 (every seed)",
-            predicted=">0.9", measured=min(aligned_scores),
-            verdict="holds" if min(aligned_scores) > 0.9 else "fails", source="PROTOTYPE.md §6",
-            details={**common, "a": a, "per_seed": aligned_scores,
+            id=f"sequential.alignment_raises_score.a{a}", tier="sanity",
+            statement=f"After alignment the behaviour score p(M_a)/(p(M_a)+p(M_t)) exceeds {cc.aligned_score_min:g}",
+            predicted=f">{cc.aligned_score_min:g}", measured=m, ci=ci, verdict=verdict,
+            rule=f"CI of the mean over seeds above {cc.aligned_score_min:g}", source="PROTOTYPE.md §6",
+            details={**common, "a": a, **info, "min_over_seeds": min(aligned_scores),
                      "pretrained": [results[j][a]["pretrained"]["score"] for j in results]}))
         dgp = [results[j][a]["curve"][0]["gamma_p_total"] - results[j][a]["pretrained"]["gamma_p_total"]
                for j in results]
-        m, ci = mean_ci(dgp)
+        m, ci, verdict, info = mean_rule(dgp, +1)
         claims.append(Claim(
-            id=f"sequential.alignment_raises_gamma_p.a{a}",
-            statement="Alignment makes the pre-training data compress worse: γ_p(aligned) − γ_p(pre-trained) > 0 "
-                      "(every seed)",
-            predicted=">0", measured=m, ci=ci,
-            verdict="holds" if min(dgp) > 0 else ("fails" if max(dgp) <= 0 else "inconclusive"),
-            source="PROTOTYPE.md §4", details={**common, "a": a, "per_seed": dgp}))
+            id=f"sequential.alignment_raises_gamma_p.a{a}", tier="sanity",
+            statement="Alignment makes the pre-training data compress worse: γ_p(aligned) − γ_p(pre-trained) > 0",
+            predicted=">0", measured=m, ci=ci, verdict=verdict, rule="CI of the mean over seeds above 0",
+            source="PROTOTYPE.md §4", details={**common, "a": a, **info}))
         dfirst = [results[j][a]["curve"][1]["gamma_p_total"] - results[j][a]["curve"][0]["gamma_p_total"]
                   for j in results]
-        m, ci = mean_ci(dfirst)
+        m, ci, verdict, info = mean_rule(dfirst, -1)
         claims.append(Claim(
-            id=f"sequential.perturbation_restores_gamma_p.a{a}",
+            id=f"sequential.perturbation_restores_gamma_p.a{a}", tier="theory",
             statement=f"The first {t_first} perturbation samples move the model back toward pre-training: "
-                      f"γ_p falls (Δγ_p < 0 in every seed; the CI is over seeds)",
-            predicted="<0", measured=m, ci=ci,
-            verdict="holds" if max(dfirst) < 0 else ("fails" if min(dfirst) >= 0 else "inconclusive"),
-            source="paper §4.2 (elasticity); PROTOTYPE.md §6", details={**common, "a": a, "per_seed": dfirst}))
+                      f"γ_p falls (Δγ_p < 0)",
+            predicted="<0", measured=m, ci=ci, verdict=verdict, rule="CI of the mean over seeds below 0",
+            source="paper §4.2 (elasticity); PROTOTYPE.md §6", details={**common, "a": a, **info}))
         final = [results[j][a]["curve"][-1]["score"] for j in results]
+        m, ci, verdict, info = mean_rule(final, -1, cc.flipped_score_max)
         claims.append(Claim(
-            id=f"sequential.perturbation_flips_behaviour.a{a}",
-            statement=f"After {t_last} perturbation samples the behaviour score is below 0.05 (every seed)",
-            predicted="<0.05", measured=max(final), verdict="holds" if max(final) < 0.05 else "fails",
-            source="PROTOTYPE.md §6 (t = 512)", details={**common, "a": a, "t": t_last, "per_seed": final}))
+            id=f"sequential.perturbation_flips_behaviour.a{a}", tier="sanity",
+            statement=f"After {t_last} perturbation samples the behaviour score is below {cc.flipped_score_max:g}",
+            predicted=f"<{cc.flipped_score_max:g}", measured=m, ci=ci, verdict=verdict,
+            rule=f"CI of the mean over seeds below {cc.flipped_score_max:g}", source="PROTOTYPE.md §6 (t = 512)",
+            details={**common, "a": a, "t": t_last, **info, "max_over_seeds": max(final)}))
     return claims
 
 
 def _plot(out_dir: Path, config: Config, results, hooke, d_p_size: int) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     ts = [0, *config.perturbation_sizes]
@@ -325,7 +375,5 @@ def _plot(out_dir: Path, config: Config, results, hooke, d_p_size: int) -> list[
     for axx in axes.flat:
         axx.legend(fontsize=7)
     fig.suptitle(f"Sequential: pre-train |D_p| = {d_p_size}, align a, perturb t ({len(results)} seeds)")
-    fig.tight_layout()
-    fig.savefig(out_dir / "fig_sequential.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out_dir / "fig_sequential.png", dpi=120)
     return ["fig_sequential.png"]

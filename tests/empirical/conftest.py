@@ -29,10 +29,10 @@ def _single_thread():
 
 @pytest.fixture(scope="session")
 def world():
-    from empirical.config import WorldConfig
+    from empirical.config import LMWorldConfig
     from empirical.data import build_world
 
-    return build_world(WorldConfig(min_length=4, max_length=10, content_vocab=12))
+    return build_world(LMWorldConfig(min_length=4, max_length=10, content_vocab=12))
 
 
 @pytest.fixture()

@@ -6,16 +6,23 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from empirical.config import (MODEL_SIZES, EvalConfig, ModelConfig, TrainConfig, WorldConfig, resolve_device,
-                              resolve_precision)
-from tokentree.harness import config_from_dict
+from empirical.config import (
+    MODEL_SIZES,
+    EvalConfig,
+    LMWorldConfig,
+    ModelConfig,
+    TrainConfig,
+    resolve_device,
+    resolve_precision,
+)
 from tokentree.errors import ConfigError
+from tokentree.harness import config_from_dict
 
 
 @dataclass(frozen=True, kw_only=True)
 class Composite:
     model: ModelConfig = field(default_factory=ModelConfig)
-    world: WorldConfig = field(default_factory=WorldConfig)
+    world: LMWorldConfig = field(default_factory=LMWorldConfig)
     pretrain: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -41,7 +48,7 @@ def test_bad_values_raise_config_error_naming_the_dotted_key(data, match):
 def test_named_sizes_resolve_and_explicit_values_override():
     m = ModelConfig(size="micro", n_layer=3)
     assert (m.n_layer_resolved, m.n_embd_resolved) == (3, MODEL_SIZES["micro"][1])
-    assert WorldConfig(n_components=4, content_vocab=10).vocab_size == 3 + 4 + 10
+    assert LMWorldConfig(n_components=4, content_vocab=10).vocab_size == 3 + 4 + 10
 
 
 def test_resolve_device_and_precision_on_this_machine():

@@ -1,19 +1,59 @@
-"""empirical.data: worlds, exact entropies, sampling and batching."""
+"""empirical.data: worlds, exact entropies, sampling and batching; the data of seeded runs is pinned."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from empirical.config import WorldConfig
-from empirical.data import (BOS, EOS, PAD, MarkovComponent, TreeComponent, batch_stream, build_world, collate,
-                            iterate_batches, mixture_weights)
-from tokentree.errors import InvalidInputError
+import tokentree
+from empirical import data
+from empirical.config import LMWorldConfig
+from empirical.data import (
+    BOS,
+    EOS,
+    PAD,
+    MarkovChainComponent,
+    TokenTreeComponent,
+    batch_stream,
+    build_world,
+    collate,
+    iterate_batches,
+)
+from tokentree.errors import InvalidInputError, InvalidTypeError
+
+HERE = Path(__file__).resolve().parent
 
 
-def _markov_logp(c: MarkovComponent, x: np.ndarray) -> float:
+def _fingerprint_module():
+    spec = importlib.util.spec_from_file_location("world_fingerprint", HERE / "world_fingerprint.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("case", [name for name, _ in _fingerprint_module().CASES])
+def test_worlds_sample_bit_for_bit_what_they_sampled_before_tokentree(case):
+    # recorded from commit 65dd60e (see world_fingerprint.py): the same sequences, batches and entropies
+    # to the last bit, so every seeded protocol keeps its data
+    fp = _fingerprint_module()
+    reference = json.loads((HERE / "world_reference.json").read_text())[case]
+    assert fp.fingerprint(LMWorldConfig, data, **dict(fp.CASES)[case]) == reference
+
+
+def test_the_fingerprint_sees_a_one_sequence_change():
+    fp = _fingerprint_module()
+    world = build_world(LMWorldConfig())
+    a = world.sample(0, 5, seed=1).sequences
+    b = a[:4] + (np.concatenate([a[4][:-2], a[4][-1:]]),)
+    assert fp._digest(a) != fp._digest(b)
+
+
+def _markov_logp(c: MarkovChainComponent, x: np.ndarray) -> float:
     return (math.log(1 / c.n_lengths) + math.log(c.init[x[0]])
             + float(np.log(c.trans[x[:-1], x[1:]]).sum()))
 
@@ -23,7 +63,7 @@ def test_markov_entropy_is_exact_against_enumeration():
     rng = np.random.default_rng(0)
     init = rng.dirichlet(np.ones(3))
     trans = rng.dirichlet(np.ones(3), size=3)
-    c = MarkovComponent(init, trans, 1, 3)
+    c = MarkovChainComponent(init, trans, 1, 3)
     import itertools
 
     total_p, h = 0.0, 0.0
@@ -38,7 +78,7 @@ def test_markov_entropy_is_exact_against_enumeration():
 
 
 def test_markov_sampler_matches_its_entropy_by_monte_carlo():
-    world = build_world(WorldConfig(min_length=4, max_length=8, content_vocab=8))
+    world = build_world(LMWorldConfig(min_length=4, max_length=8, content_vocab=8))
     c = world.components[0]
     xs = c.sample(4000, np.random.default_rng(1))
     nll = np.array([-_markov_logp(c, x) for x in xs])
@@ -63,21 +103,44 @@ def test_sampling_is_deterministic_in_the_seed_and_take_gives_nested_prefixes(wo
         a.take(21)
 
 
-def test_pareto_tree_world_has_distinct_leaves_and_leaf_entropy():
-    world = build_world(WorldConfig(content="pareto", n_leaves=30, min_length=3, max_length=6, content_vocab=6))
+def test_pareto_world_is_a_token_tree_with_its_leaf_entropy():
+    world = build_world(LMWorldConfig(content="pareto", n_leaves=30, min_length=3, max_length=6, content_vocab=6))
     comp = world.components[1]
-    assert isinstance(comp, TreeComponent) and len(comp.leaves) == 30
+    assert isinstance(comp, TokenTreeComponent) and isinstance(comp.tree, tokentree.TokenTree)
+    assert tokentree.n_leaves(comp.tree) == len(comp.leaves) == 30
     m = comp.masses
-    assert world.entropy_nats(1) == pytest.approx(float(-(m * np.log(m)).sum()))
+    assert m.sum() == pytest.approx(1.0, abs=1e-12)
+    # the exact entropy is the tree's: tokentree's leaf masses and entropy, in nats
+    assert world.entropy_nats(1) == pytest.approx(float(-(m * np.log(m)).sum()), abs=1e-12)
+    assert world.entropy_nats(1) == pytest.approx(tokentree.entropy_bits(tokentree.leaf_masses(comp.tree))
+                                                  * math.log(2), abs=1e-12)
     assert world.log_n_sequences(1) == pytest.approx(math.log(30))
+    # every leaf string is the tree's path to that leaf, and sampling only ever returns leaves
+    for x, node in zip(comp.leaves, comp.leaf_nodes):
+        assert comp.tree.find(x) == node and comp.tree.eos_mass[node] > 0
+    leaves = {tuple(x.tolist()) for x in comp.leaves}
+    assert {tuple(x.tolist()) for x in comp.sample(200, np.random.default_rng(0))} <= leaves
+    # Monte Carlo: the mean code length of samples is the entropy
+    xs = comp.sample(4000, np.random.default_rng(1))
+    index = {tuple(x.tolist()): i for i, x in enumerate(comp.leaves)}
+    nll = np.array([-math.log(m[index[tuple(x.tolist())]]) for x in xs])
+    assert abs(nll.mean() - comp.entropy_nats()) < 4 * nll.std() / math.sqrt(len(nll))
 
 
-def test_tree_component_rejects_bad_masses_and_duplicates():
-    leaves = (np.array([0, 1]), np.array([1]))
-    with pytest.raises(InvalidInputError, match="masses must be finite, >= 0 and sum to 1"):
-        TreeComponent(leaves, np.array([0.5, 0.6]))
+def test_token_tree_component_keeps_the_masses_exactly_and_rejects_bad_input():
+    leaves = (np.array([0, 1]), np.array([1]), np.array([0]))
+    masses = np.array([0.1, 0.7, 0.2])
+    comp = TokenTreeComponent.from_leaves(leaves, masses, vocab_size=2)
+    assert comp.masses.tolist() == masses.tolist()                      # bit for bit, no renormalisation
+    assert [x.tolist() for x in comp.leaves] == [[0, 1], [1], [0]]      # sampling order = the given order
+    with pytest.raises(InvalidInputError, match="masses must be finite, > 0"):
+        TokenTreeComponent.from_leaves(leaves, np.array([0.5, 0.6, -0.1]), vocab_size=2)
+    with pytest.raises(InvalidInputError, match="masses must be finite, > 0"):
+        TokenTreeComponent.from_leaves(leaves, np.array([0.5, 0.5, 0.0]), vocab_size=2)
     with pytest.raises(InvalidInputError, match="leaves must be distinct"):
-        TreeComponent((np.array([1]), np.array([1])), np.array([0.5, 0.5]))
+        TokenTreeComponent.from_leaves((np.array([1]), np.array([1])), np.array([0.5, 0.5]), vocab_size=2)
+    with pytest.raises(InvalidInputError, match="leaf_nodes must list every leaf of tree"):
+        TokenTreeComponent(comp.tree, comp.leaf_nodes[:2])
 
 
 def test_collate_pads_right_and_masks_labels():
@@ -96,14 +159,13 @@ def test_batch_stream_covers_each_epoch_once_and_iterate_batches_keeps_order(wor
     assert sizes == [5, 5, 2]
 
 
-def test_mixture_weights_and_bad_inputs(world):
-    assert mixture_weights([1, 1, 2]).tolist() == [0.25, 0.25, 0.5]
-    with pytest.raises(InvalidInputError, match="counts must be a non-empty 1-D array"):
-        mixture_weights([0, 0])
+def test_bad_component_and_seed_are_errors(world):
     with pytest.raises(InvalidInputError, match=r"component must be an int in \[0, 2\]; got 3"):
         world.sample(3, 5)
-    with pytest.raises(InvalidInputError, match="seed must be None, an int >= 0"):
+    with pytest.raises(InvalidTypeError, match="seed must be None, an int >= 0"):
         world.sample(0, 5, seed="x")
+    with pytest.raises(InvalidInputError, match="seed must be None, an int >= 0"):
+        world.sample(0, 5, seed=-1)
 
 
 def test_crn_batch_stream_couples_runs_that_differ_only_in_the_extra_size(world):

@@ -24,6 +24,8 @@ def test_joint_runs_end_to_end_and_resumes(tmp_path):
     assert (tmp_path / "fig_joint.png").stat().st_size > 10_000
     ids = {c["id"] for c in summary["claims"]}
     assert {"joint.marker_ratio_vs_k", "joint.marker_ratio_vs_mixture", "joint.marker_fidelity"} <= ids
+    assert all(c["tier"] in ("theory", "sanity") and c["rule"] for c in summary["claims"])
+    assert sum(sum(v.values()) for v in summary["tally"].values()) == len(summary["claims"])
     ratio = next(c for c in summary["claims"] if c["id"] == "joint.marker_ratio_vs_k")
     assert ratio["predicted"] == pytest.approx(-9.0) and ratio["details"]["n_seeds"] == 2
     assert ratio["ci"] is None or ratio["ci"][0] <= ratio["measured"] <= ratio["ci"][1]
@@ -72,3 +74,56 @@ def test_shipped_joint_configs_resolve_with_enough_seeds():
         assert cfg.n_seeds >= 5 and cfg.size_ratio <= 20
     _, quick = runner.load("joint_quick")
     assert quick.n_seeds >= 3
+
+
+def _per_seed(slopes_a, slopes_p):
+    return [{"slope_a_marker": a, "slope_p_marker": p, "ratio_marker": a / p, "slope_a_total": a,
+             "slope_p_total": p, "ratio_total": a / p, "fidelity_max_abs_log_ratio": 0.01, "excess_rest_a": 0.5 + a}
+            for a, p in zip(slopes_a, slopes_p)]
+
+
+def _verdicts(per_seed, cfg=None):
+    cfg = cfg or joint.Config()
+    claims = joint.joint_claims(cfg, per_seed, cfg.size_ratio, 0.09, -0.009, -10.0, [0.0, 0.2])
+    return {c.id: c for c in claims}
+
+
+def test_ratio_rules_are_sound_a_wider_ci_around_the_prediction_never_holds():
+    # the mixture ratio is -10; slopes a ~ 0.09, p ~ -0.009 give a ratio of -10 with a CI set by the spread
+    narrow = _verdicts(_per_seed([0.0900, 0.0902, 0.0899, 0.0898, 0.0901], [-0.0090, -0.00899, -0.00902, -0.0090,
+                                                                           -0.00901]))
+    c = narrow["joint.marker_ratio_vs_mixture"]
+    assert c.ci[0] <= -10.0 <= c.ci[1] and c.verdict == "holds" and c.rule.startswith("CI inside")
+    assert narrow["joint.marker_ratio_vs_k"].verdict == "holds"
+    # the same centre with a wide spread: the CI still covers -10 (the old rule said "holds"), but it
+    # leaves the pre-registered band, so nothing can be concluded
+    wide = _verdicts(_per_seed([0.09, 0.11, 0.07, 0.10, 0.08], [-0.009, -0.008, -0.010, -0.0085, -0.0095]))
+    c = wide["joint.marker_ratio_vs_mixture"]
+    lo, hi = c.details["band"]
+    assert c.ci is not None and c.ci[0] <= -10.0 <= c.ci[1] and (c.ci[0] < lo or c.ci[1] > hi)
+    assert c.verdict == "inconclusive"
+    assert wide["joint.marker_ratio_vs_k"].verdict == "holds"          # still inside the factor-2 band [-20, -5]
+    # a CI wholly outside the band fails
+    off = _verdicts(_per_seed([0.0300, 0.0301, 0.0299], [-0.0090, -0.00901, -0.00899]))   # ratio -3.3
+    assert off["joint.marker_ratio_vs_mixture"].verdict == "fails"
+    assert off["joint.marker_ratio_vs_k"].verdict == "fails"
+
+
+def test_the_bands_are_pre_registered_in_the_config():
+    per_seed = _per_seed([0.0600, 0.0601, 0.0599], [-0.0090, -0.00901, -0.00899])       # ratio -6.7
+    assert _verdicts(per_seed)["joint.marker_ratio_vs_k"].verdict == "holds"          # inside [-20, -5]
+    _, strict = runner.load("joint_cpu", ["claims.ratio_band_factor=1.25", "claims.mixture_ratio_tolerance=0.5"])
+    claims = _verdicts(per_seed, strict)
+    assert claims["joint.marker_ratio_vs_k"].verdict == "fails"                       # outside [-12.5, -8]
+    assert claims["joint.marker_ratio_vs_k"].rule.startswith("CI inside [-12.5, -8]")
+    assert claims["joint.marker_ratio_vs_mixture"].verdict == "holds"                 # inside [-15, -5]
+    with pytest.raises(ConfigError, match=r"claims\.ratio_band_factor must be a finite float > 1; got 1"):
+        runner.load("joint_cpu", ["claims.ratio_band_factor=1"])
+
+
+def test_every_joint_claim_has_a_tier_and_a_rule():
+    claims = _verdicts(_per_seed([0.09, 0.1, 0.08], [-0.009, -0.01, -0.008])).values()
+    assert {c.tier for c in claims} == {"theory", "sanity"}
+    assert all(c.rule for c in claims)
+    slope = next(c for c in claims if c.id == "joint.marker_slope_a_positive")
+    assert slope.details["min_detectable_effect"] > 0

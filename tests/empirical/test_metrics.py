@@ -9,8 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from empirical.metrics import (behaviour_score, compression_rate, excess_over_entropy, kl_to_reference,
-                               loss_minus_entropy, marker_logprobs, normalized_rate, sequence_scores)
+from empirical.metrics import (
+    behaviour_score,
+    compression_rate,
+    excess_over_entropy,
+    kl_to_reference,
+    loss_minus_entropy,
+    marker_logprobs,
+    normalized_rate,
+    sequence_scores,
+)
 from tokentree.errors import InvalidInputError
 
 

@@ -9,9 +9,8 @@ import math
 import pytest
 
 from empirical.protocols import rebound
-from tokentree.harness import load_config
 from tokentree.errors import ConfigError
-from tokentree.harness import VERDICTS, read_json
+from tokentree.harness import SUMMARY_SCHEMA, load_config, read_json
 
 TOY = ["n_seeds=2", "model.size=pico", "pretrain.max_steps=20", "pretrain.batch_size=16", "data.n_pretrain=40",
        "data.positives=[16, 64]", "data.negatives=[4, 8, 16]", "negative.batch_size=4", "align.batch_size=16",
@@ -30,12 +29,14 @@ def toy_run(tmp_path_factory):
 def test_rebound_toy_run_writes_summary_claims_tables_and_figures(toy_run):
     cfg, out, summary = toy_run
     on_disk = read_json(out / "summary.json")
-    assert on_disk["schema"] == "elasticity.summary/1" and on_disk["config"]["protocol"] == "rebound"
+    assert on_disk["schema"] == SUMMARY_SCHEMA and on_disk["config"]["protocol"] == "rebound"
     ids = {c["id"] for c in on_disk["claims"]}
     assert ids == {"rebound.initial_order", "rebound.reversal", "rebound.approach", "rebound.kl_after_positive",
                    "rebound.negatives_to_epsilon"}
     for c in on_disk["claims"]:
-        assert c["verdict"] in VERDICTS and c["predicted"] and c["source"].startswith("paper")
+        assert c["tier"] == "paper" and c["rule"].startswith("CI of the mean") and c["source"].startswith("paper")
+        assert c["predicted"] and c["details"]["n_seeds"] == 2
+    assert set(on_disk["tally"]) == {"paper"} and sum(on_disk["tally"]["paper"].values()) == 5
     for fig in on_disk["figures"]:
         assert (out / fig).stat().st_size > 5_000
     assert (out / "rebound_points.csv").read_text().count("\n") == 2 * 2 * 2 * (1 + 3) + 1
@@ -134,13 +135,23 @@ def test_table3_claim_uses_censored_counts_soundly(toy_run):
                 for i, pt in enumerate(row["points"]):
                     pt["kl_to_pretrained"] = [0.6, 0.5, 0.4, 0.3][i] if p == "16" else [0.5, 0.3, 0.05, 0.04][i]
     claim = {c.id: c for c in rebound.rebound_claims(records, cfg)[0]}["rebound.negatives_to_epsilon"]
-    assert claim.verdict in ("holds", "inconclusive") and claim.details["censoring"] == ["lower"]
+    assert claim.verdict == "holds" and claim.measured < 0 and claim.details["censoring"] == ["lower"]
+    # and the censored slope may say "holds" only when the smallest volumes are the censored ones
+    assert "only lower ones" in claim.rule
 
 
-def test_crossing_interpolates_and_reports_never_as_none():
-    assert rebound.crossing([0, 10, 20], [0.9, 0.7, 0.3], 0.5) == pytest.approx(15.0)
-    assert rebound.crossing([0, 10, 20], [0.4, 0.7, 0.3], 0.5) == 0.0
-    assert rebound.crossing([0, 10, 20], [0.9, 0.8, 0.6], 0.5) is None
+def test_rebound_claims_are_sign_rules_on_the_ci_with_pre_registered_settings(toy_run):
+    # curves that flatten at the end: the last drop is tiny next to the steepest one
+    cfg, records = _records_with(toy_run, lambda p, i: [0.95, 0.6, 0.45, 0.44][i] if p == 64 else [0.9, 0.6, 0.5, 0.49][i])
+    claims = {c.id: c for c in rebound.rebound_claims(records, cfg)[0]}
+    approach = claims["rebound.approach"]
+    assert approach.measured < 0.5 and approach.verdict == "holds" and approach.rule.endswith("below 0.5")
+    assert all(c.tier == "paper" for c in claims.values())
+    assert claims["rebound.initial_order"].details["min_detectable_effect"] == pytest.approx(0.0)  # the seeds agree
+    # a stricter pre-registered flattening threshold turns the same curves into a failure
+    strict = load_config(rebound.Config, None, TOY + ["claims.flatten_ratio_max=0.01"])
+    approach = {c.id: c for c in rebound.rebound_claims(records, strict)[0]}["rebound.approach"]
+    assert approach.verdict == "fails" and approach.rule.endswith("below 0.01")
 
 
 @pytest.mark.parametrize("override, match", [
@@ -149,6 +160,8 @@ def test_crossing_interpolates_and_reports_never_as_none():
     ("data.aligned_component=5", r"data.aligned_component must be an int < world.n_components \(3\)"),
     ("data.positives=[100, 50]", r"data.positives must be a non-empty, strictly increasing list"),
     ("kl_epsilon=0", r"kl_epsilon must be a finite float > 0"),
+    ("claims.flatten_ratio_max=1.5", r"claims.flatten_ratio_max must be a float in \(0, 1\)"),
+    ("claims.ci_level=95", r"claims.ci_level must be a float in \[0.5, 1\)"),
 ])
 def test_rebound_config_errors_name_the_key_and_the_domain(override, match):
     with pytest.raises(ConfigError, match=match):

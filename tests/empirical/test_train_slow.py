@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from empirical.config import ModelConfig, TrainConfig, WorldConfig
-from empirical.data import batch_stream, build_world, mixture_weights
+from empirical.config import LMWorldConfig, ModelConfig, TrainConfig
+from empirical.data import batch_stream, build_world
 from empirical.metrics import compression_rate, marker_logprobs, sequence_scores
 from empirical.models import build_model
 from empirical.train import train
+from tokentree import mixture_weights
 
 # Reported margins (nats per sequence on held-out data). Measured on the 2-core CPU box: see the
 # printed values with `pytest -m slow -s`; the tolerances leave room for seed-to-seed noise.
@@ -20,7 +21,7 @@ MARKER_TOLERANCE = 0.05
 
 @pytest.mark.slow
 def test_tiny_lm_reaches_the_tree_entropy_and_the_mixture_weights():
-    world = build_world(WorldConfig(content="pareto", n_leaves=40, min_length=3, max_length=8, content_vocab=10,
+    world = build_world(LMWorldConfig(content="pareto", n_leaves=40, min_length=3, max_length=8, content_vocab=10,
                                     seed=7))
     counts = [1000, 1300, 1060]                        # D_p per component, plus a = 300 and t = 60
     corpus = world.sample_mixture(counts, seed=0)
