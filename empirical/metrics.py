@@ -4,7 +4,7 @@ All log-likelihoods are in **nats**, computed from fp32 log-softmax of the logit
 per sequence, in batches whose size does not change the result (right padding + attention mask;
 tested). A dataset's compression rate (paper §3.2, γ) is the mean code length -log p_θ(x) per
 sequence (``nats_per_sequence``) or per predicted token (``bits_per_token`` = nats / ln 2 / tokens).
-It is split into the **prefix** term (the first ``prefix_tokens`` predicted tokens: in a token-tree
+It is split into the **prefix** term (the first ``prefix_tokens`` predicted tokens: in an LM
 world the component marker, where the whole l-effect of Thm 4.2 lives; PROTOTYPE.md P1) and the rest.
 
 * excess over the exact entropy: rate − H (the KL from the true source to the model, per sequence);

@@ -1,4 +1,4 @@
-"""One readable training loop for token-tree LMs and pretrained HF models alike.
+"""One readable training loop for LMs on the worlds of empirical.data and pretrained HF models alike.
 
 ``train(model, batches, cfg)`` takes exactly ``cfg.max_steps`` AdamW steps (fixed step counts,
 whatever the data size: PROTOTYPE.md pitfall P5). ``batches`` yields micro-batches, dicts with

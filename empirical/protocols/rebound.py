@@ -1,4 +1,4 @@
-"""Rebound (paper §5.2, Figure 4 and Table 3) on a token-tree world, with an equal-steps control.
+"""Rebound (paper §5.2, Figure 4 and Table 3) on an LM world, with an equal-steps control.
 
 Protocol, per seed (digest §4.2, scaled to the world by ``data.paper_scale``):
 

@@ -1,4 +1,4 @@
-"""Resistance (paper §5.1, Table 1; Appendix B.1's KL-change variant) on a token-tree world.
+"""Resistance (paper §5.1, Table 1; Appendix B.1's KL-change variant) on an LM world.
 
 Protocol, per seed (digest §4.1):
 

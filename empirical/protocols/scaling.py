@@ -1,4 +1,4 @@
-"""Scaling of rebound (paper §5.3, Figures 5–6) on a token-tree world: model size and pre-training volume.
+"""Scaling of rebound (paper §5.3, Figures 5–6) on an LM world: model size and pre-training volume.
 
 The rebound protocol (:mod:`empirical.protocols.rebound`, volume variant) runs at every setting of two
 one-dimensional sweeps that share a centre:

@@ -61,3 +61,19 @@ def test_resolve_device_and_precision_on_this_machine():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="device must be 'cpu' or 'auto' on this machine"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize("protocol", ["joint", "sequential", "rebound", "resistance", "scaling"])
+def test_every_token_world_protocol_pre_registers_its_claims_and_the_shipped_tables_state_the_defaults(protocol):
+    from empirical import runner
+    from empirical.protocols._common import ClaimsBase
+
+    module = runner.load_protocol(protocol)
+    default = module.Config.__dataclass_fields__["claims"].default_factory()
+    assert isinstance(default, ClaimsBase) and default.ci_level == 0.95
+    names = [n for n in runner.shipped_configs() if n.startswith(f"{protocol}_")]
+    assert len(names) >= 2
+    for name in names:
+        text = (runner.CONFIG_DIR / f"{name}.toml").read_text()
+        assert "\n[claims]" in text, name
+        assert runner.load(name)[1].claims == default, name
