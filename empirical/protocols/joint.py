@@ -287,7 +287,9 @@ def joint_claims(config: Config, per_seed: list[dict], k: float, th_a: float, th
     tol = cc.mixture_ratio_tolerance
     eq_lo, eq_hi = sorted((th_ratio * (1 - tol), th_ratio * (1 + tol)))
 
-    def mde(ci):  # the slope's standard error is its t-CI's half-width over t_{n-1}
+    def mde(ci):
+        # the standard error is the CI's half-width over t_{n-1}: exact for the slopes' t-intervals, a
+        # symmetric approximation for Fieller's (asymmetric) ratio intervals
         return {"min_detectable_effect": ci_min_detectable_effect(ci, n, level)}
 
     return [
@@ -299,12 +301,12 @@ def joint_claims(config: Config, per_seed: list[dict], k: float, th_a: float, th
               details={**common, "same_grid_mixture_ratio": th_ratio, "band": [lo, hi],
                        "estimator": "mean dγ_a/dl over seeds ÷ mean dγ_p/dl over seeds",
                        "mean_of_per_seed_ratios": seed_ratio_m, "mean_of_per_seed_ratios_ci": seed_ratio_ci,
-                       "per_seed": [s["ratio_marker"] for s in per_seed]}),
+                       "per_seed": [s["ratio_marker"] for s in per_seed], **mde(ratio_ci)}),
         Claim(id="joint.marker_ratio_vs_mixture", tier="theory",
               statement="The measured marker-term slope ratio equals the exact mixture's ratio on the same l grid",
               predicted=th_ratio, measured=ratio_m, ci=ratio_ci, verdict=band_verdict(ratio_ci, eq_lo, eq_hi),
               rule=f"CI inside [{eq_lo:.4g}, {eq_hi:.4g}] (the mixture ratio ± {tol:.0%})",
-              source="eq. joint mixture (digest §3 R4–R6)", details={**common, "band": [eq_lo, eq_hi]}),
+              source="eq. joint mixture (digest §3 R4–R6)", details={**common, "band": [eq_lo, eq_hi], **mde(ratio_ci)}),
         Claim(id="joint.marker_slope_a_positive", tier="theory", statement="dγ_a/dl > 0 (marker term): alignment "
               "data is compressed worse as the perturbation grows", predicted=th_a, measured=slope_a, ci=slope_a_ci,
               verdict=sign_verdict(slope_a_ci, +1), rule="CI above 0", source="paper Thm 4.2",
@@ -318,7 +320,8 @@ def joint_claims(config: Config, per_seed: list[dict], k: float, th_a: float, th
                         "sizes (PROTOTYPE.md P1), reported for honesty",
               predicted=-k, measured=total_m, ci=total_ci, verdict=band_verdict(total_ci, lo, hi), rule=band_rule,
               source="paper Thm 4.2", details={**common, "per_seed": [s["ratio_total"] for s in per_seed],
-                                               "band": [lo, hi], "estimator": "ratio of mean slopes, Fieller CI"}),
+                                               "band": [lo, hi], "estimator": "ratio of mean slopes, Fieller CI",
+                                               **mde(total_ci)}),
         # the worst case over every unit against a fixed tolerance: more seeds can only make it harder to hold
         Claim(id="joint.marker_fidelity", tier="sanity",
               statement="The model's marker log-probabilities match the empirical mixture weights (max over "
