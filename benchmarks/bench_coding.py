@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-import formulations as F
 import tokentree as tt
 from tokentree import _kernels as K
+
+import formulations as F
 
 SIZES_huffman = [10**3, 10**4, 10**5, 10**6, 10**7]
 PYTHON_MAX_huffman = 10**6

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-import formulations as F
 import tokentree as tt
-from bench_tree import TREE_DEPTHS, tree_of_size
 from tokentree.prune import pruned_arrays
+
+import formulations as F
+from bench_tree import TREE_DEPTHS, tree_of_size
 
 SIZES_prune = list(TREE_DEPTHS)
 PYTHON_MAX_prune = 10**6

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-import formulations as F
 import tokentree as tt
 from tokentree import _kernels as K
 from tokentree.tree import build_trie_arrays
+
+import formulations as F
 
 # ----------------------------------------------------------------------------- build_trie
 SIZES_build_trie = [10**3, 10**4, 10**5, 10**6]  # number of sampled sequences

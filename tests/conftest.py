@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import os
 
-import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("dev", max_examples=50, deadline=None,
