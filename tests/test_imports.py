@@ -24,7 +24,7 @@ def run_check(imports: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("module", ["tokentree", "tokentree.demo"])
+@pytest.mark.parametrize("module", ["tokentree", "tokentree.demo", "tokentree.harness", "tokentree.sim"])
 def test_import_tokentree_leaves_heavy_packages_out(module):
     proc = run_check(f"import {module}")
     assert proc.returncode == 0, f"{module} imported {proc.stdout.strip()}\n{proc.stderr}"
@@ -41,11 +41,17 @@ def test_import_tokentree_does_not_import_matplotlib():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_every_name_in_all_is_importable_from_the_package():
+def test_every_name_in_all_is_the_core_object_of_that_name():
+    """Each public name is defined in a core module under the same name (no alias of a helper, no
+    third-party object, nothing from the harness or the simulator's wing)."""
     import tokentree
 
     for name in tokentree.__all__:
-        assert getattr(tokentree, name) is not None
+        obj = getattr(tokentree, name)
+        module = obj.__module__
+        assert module.startswith("tokentree.") and not module.startswith(("tokentree.harness", "tokentree.sim")), \
+            (name, module)
+        assert obj.__name__ == name, (name, obj.__name__)
 
 
 def test_init_holds_only_explicit_re_exports():
