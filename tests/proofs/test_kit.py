@@ -227,15 +227,14 @@ def test_subs_merges_sums_after_substituting_inside_a_summand():
     M = sp.Symbol("M", integer=True, positive=True)
     j = sp.Symbol("j", integer=True, positive=True)
     p, g, u = sp.IndexedBase("p", positive=True), sp.IndexedBase("g"), sp.IndexedBase("u", nonnegative=True)
-    d = Derivation("merge")
-    d.define("g", g[j], u[j] / (1 + u[j]))
-    d.start("start", sp.Sum(p[j] * (1 - g[j]), (j, 1, M)))
-    d.then("substitute g", sp.Sum(p[j] / (1 + u[j]), (j, 1, M)), by="subs", using=["g"])
-    d.conclude(sp.Sum(p[j] / (1 + u[j]), (j, 1, M)))
-    assert d.check().status == "VERIFIED"
-    wrong = Derivation("merge")
-    wrong.define("g", g[j], u[j] / (1 + u[j]))
-    wrong.start("start", sp.Sum(p[j] * (1 - g[j]), (j, 1, M)))
-    wrong.then("substitute g wrongly", sp.Sum(p[j] / (2 + u[j]), (j, 1, M)), by="subs", using=["g"])
-    wrong.conclude(sp.Sum(p[j] / (2 + u[j]), (j, 1, M)))
-    assert wrong.check().status == "FAILED"
+
+    def merge(claimed, step):
+        d = Derivation("merge")
+        d.define("g", g[j], u[j] / (1 + u[j]))
+        d.start("start", sp.Sum(p[j] * (1 - g[j]), (j, 1, M)))
+        d.then(step, claimed, by="subs", using=["g"])
+        d.conclude(claimed)
+        return d.check().status
+
+    assert merge(sp.Sum(p[j] / (1 + u[j]), (j, 1, M)), "substitute g") == "VERIFIED"
+    assert merge(sp.Sum(p[j] / (2 + u[j]), (j, 1, M)), "substitute g wrongly") == "FAILED"
