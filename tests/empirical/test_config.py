@@ -1,4 +1,4 @@
-"""empirical.config: sections validate their fields and errors name the dotted key."""
+"""empirical.config: sections validate their fields and errors name the dotted key (every protocol's Config too)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from empirical.config import (
     resolve_precision,
 )
 from tokentree.errors import ConfigError
-from tokentree.harness import config_from_dict
+from tokentree.harness import config_from_dict, load_config
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,3 +77,41 @@ def test_every_token_world_protocol_pre_registers_its_claims_and_the_shipped_tab
         text = (runner.CONFIG_DIR / f"{name}.toml").read_text()
         assert "\n[claims]" in text, name
         assert runner.load(name)[1].claims == default, name
+
+
+# every protocol's bad override names its dotted key and the domain (checked on the Config's defaults)
+@pytest.mark.parametrize("protocol, override, match", [
+    ("rebound", "data.negatives=[5, 12]", r"data.negatives must be multiples of negative.batch_size"),
+    ("rebound", "data.perturbed_component=1", r"data.perturbed_component must be an int >= 0 different from aligned_component"),
+    ("rebound", "data.aligned_component=5", r"data.aligned_component must be an int < world.n_components \(3\)"),
+    ("rebound", "data.positives=[100, 50]", r"data.positives must be a non-empty, strictly increasing list"),
+    ("rebound", "kl_epsilon=0", r"kl_epsilon must be a finite float > 0"),
+    ("rebound", "claims.flatten_ratio_max=1.5", r"claims.flatten_ratio_max must be a float in \(0, 1\)"),
+    ("rebound", "claims.ci_level=95", r"claims.ci_level must be a float in \[0.5, 1\)"),
+    ("resistance", "data.n_slices=1", r"data.n_slices must be an int in \[2, 10\]"),
+    ("resistance", "data.n_align=2", r"data.n_align must be an int >= n_slices \(3\)"),
+    ("resistance", "data.aligned_component=3", r"data.aligned_component must be an int < world.n_components \(3\)"),
+    ("resistance", "finetune_epochs=0", r"finetune_epochs must be an int >= 1"),
+    ("real_rebound", "grid.negative_volumes=[20, 10]", "negative_volumes must be a non-empty increasing list"),
+    ("real_rebound", "grid.positive_volumes=[]", "positive_volumes must be a non-empty increasing list"),
+    ("real_rebound", "data.pool_size=10", "data.pool_size must be an int >= the largest positive or negative volume"),
+    ("real_rebound", "model.method=\"qlora\"", "model.method must be 'lora' or 'full'"),
+    ("real_rebound", "evaluate.kl_epsilon=0", "evaluate.kl_epsilon must be a float > 0"),
+    ("real_rebound", "finetune.learning_rate=3", "finetune.learning_rate must be a float in"),
+    ("real_rebound", "evaluate.score_text=\"all\"", "evaluate.score_text must be 'response' or 'prompt\\+response'"),
+    ("real_rebound", "finetune.lr=0.1", "Unknown config key 'finetune.lr'"),
+    ("real_rebound", "sampling.max_new_tokens=0", "sampling.max_new_tokens must be an int >= 1; got 0"),
+    ("real_rebound", "sampling.top_p=1.5", "sampling.top_p must be a float in \\(0, 1\\]"),
+    ("real_rebound", "claims.collapse_tolerance=-1", "claims.collapse_tolerance must be a float in \\[0, 1\\)"),
+    ("real_rebound", "claims.ci_level=1", "claims.ci_level must be a float in"),
+    ("real_resistance", "data.n_sft=10", "data.n_sft must be a multiple of 3"),
+    ("real_resistance", "data.source=\"wiki\"", "data.source must be one of imdb_positive"),
+    ("real_resistance", "data.source=\"alpaca\"", "data.path must be a local .json/.jsonl file or 'hub'"),
+    ("real_resistance", "sampling.temperature=-1", "sampling.temperature must be a float >= 0"),
+    ("real_resistance", "finetune.epochs=0", "finetune.epochs must be an int >= 1"),
+])
+def test_protocol_config_errors_name_the_key_and_the_domain(protocol, override, match):
+    from empirical import runner
+
+    with pytest.raises(ConfigError, match=match):
+        load_config(runner.load_protocol(protocol).Config, None, [override])

@@ -22,19 +22,6 @@ TESTS = Path(__file__).resolve().parents[1]
 CSV = TESTS / "fixtures" / "tiny_reviews.csv"
 
 
-def _support(name: str):
-    spec = importlib.util.spec_from_file_location(name, TESTS / "support" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return _support("tiny_lm").build_tiny_causal_lm([r.text for r in load_imdb(CSV)],
-                                                     tmp_path_factory.mktemp("tiny") / "m")
-
-
 @pytest.fixture()
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ELASTICITY_CACHE", str(tmp_path / "cache"))

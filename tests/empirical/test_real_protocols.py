@@ -24,7 +24,7 @@ from empirical.generation import GenerationConfig
 from empirical.offline_models import ModelNotAvailableError
 from empirical.pretrained import FinetuneConfig
 from empirical.protocols import real_rebound, real_resistance
-from empirical.text_data import DataNotAvailableError, load_imdb
+from empirical.text_data import DataNotAvailableError
 from tokentree.errors import ConfigError, UserError
 from tokentree.harness import config_hash, config_to_dict, load_config, sign_verdict
 
@@ -32,19 +32,6 @@ TESTS = Path(__file__).resolve().parents[1]
 CSV = TESTS / "fixtures" / "tiny_reviews.csv"
 CONFIGS = Path(real_rebound.__file__).resolve().parents[1] / "configs"
 REPO = TESTS.parent
-
-
-def _support(name: str):
-    spec = importlib.util.spec_from_file_location(name, TESTS / "support" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return _support("tiny_lm").build_tiny_causal_lm([r.text for r in load_imdb(CSV)],
-                                                     tmp_path_factory.mktemp("tiny") / "m")
 
 
 @pytest.fixture(autouse=True)
@@ -165,26 +152,7 @@ def test_rebound_table3b_is_inconclusive_when_kl_never_gets_under_epsilon():
     assert t3b["details"]["negatives_to_epsilon"] == {"8": [None] * 3, "16": [None] * 3}
 
 
-# --- configs ------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("override, message", [
-    ("grid.negative_volumes=[20, 10]", "negative_volumes must be a non-empty increasing list"),
-    ("grid.positive_volumes=[]", "positive_volumes must be a non-empty increasing list"),
-    ("data.pool_size=10", "data.pool_size must be an int >= the largest positive or negative volume"),
-    ("model.method=\"qlora\"", "model.method must be 'lora' or 'full'"),
-    ("evaluate.kl_epsilon=0", "evaluate.kl_epsilon must be a float > 0"),
-    ("finetune.learning_rate=3", "finetune.learning_rate must be a float in"),
-    ("evaluate.score_text=\"all\"", "evaluate.score_text must be 'response' or 'prompt\\+response'"),
-    ("finetune.lr=0.1", "Unknown config key 'finetune.lr'"),
-    ("sampling.max_new_tokens=0", "sampling.max_new_tokens must be an int >= 1; got 0"),
-    ("sampling.top_p=1.5", "sampling.top_p must be a float in \\(0, 1\\]"),
-    ("claims.collapse_tolerance=-1", "claims.collapse_tolerance must be a float in \\[0, 1\\)"),
-    ("claims.ci_level=1", "claims.ci_level must be a float in"),
-])
-def test_real_rebound_config_errors_name_the_key(override, message):
-    with pytest.raises(ConfigError, match=message):
-        load_config(real_rebound.Config, None, [override])
-
+# --- configs (the bad overrides are in test_config.py, one table for every protocol) -------------
 
 def test_generation_config_and_finetune_config_are_the_only_ones():
     for module in (real_rebound, real_resistance):
@@ -327,18 +295,6 @@ def test_real_resistance_with_a_local_alpaca_file(tiny_dir, tmp_path, monkeypatc
     monkeypatch.setattr(pt, "prepare_model", lambda *a, **k: pytest.fail("loaded the model before the data check"))
     with pytest.raises(ConfigError, match="data.n_sft must be at most"):
         real_resistance.run(too_many, tmp_path / "out2", progress=False)
-
-
-@pytest.mark.parametrize("override, message", [
-    ("data.n_sft=10", "data.n_sft must be a multiple of 3"),
-    ("data.source=\"wiki\"", "data.source must be one of imdb_positive"),
-    ("data.source=\"alpaca\"", "data.path must be a local .json/.jsonl file or 'hub'"),
-    ("sampling.temperature=-1", "sampling.temperature must be a float >= 0"),
-    ("finetune.epochs=0", "finetune.epochs must be an int >= 1"),
-])
-def test_real_resistance_config_errors_name_the_key(override, message):
-    with pytest.raises(ConfigError, match=message):
-        load_config(real_resistance.Config, None, [override])
 
 
 @pytest.mark.parametrize("name", ["real_rebound_cpu", "real_rebound_paper", "real_resistance_cpu",

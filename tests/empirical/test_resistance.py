@@ -1,5 +1,6 @@
 """Resistance protocol (paper §5.1 on token-tree worlds): end to end at toy size, the sampler, the claim
-logic (a raw reversal must fail and name the entropy correction) and config validation."""
+logic (a raw reversal must fail and name the entropy correction) and the shipped configs (bad overrides:
+test_config.py, one table for every protocol)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,12 @@ import numpy as np
 import pytest
 
 from empirical.protocols import resistance
-from tokentree.errors import ConfigError
-from tokentree.harness import load_config, read_json
+from tokentree.harness import read_json
 
+PROTOCOL = resistance  # the conftest's toy_run fixture runs it on TOY
 TOY = ["n_seeds=2", "model.size=pico", "pretrain.max_steps=20", "pretrain.batch_size=16", "data.n_pretrain=40",
        "data.n_align=48", "data.n_samples=16", "align.batch_size=8", "finetune.batch_size=8", "eval.n_heldout=16",
        "world.max_length=10", "world.min_length=4", "world.content_vocab=12"]
-
-
-@pytest.fixture(scope="module")
-def toy_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("resistance")
-    cfg = load_config(resistance.Config, None, TOY)
-    return cfg, out, resistance.run(cfg, out, progress=False)
 
 
 def test_resistance_toy_run_writes_claims_in_three_units_with_cis(toy_run):
@@ -100,17 +94,6 @@ def test_resistance_claims_hold_in_every_unit_when_the_data_agree(toy_run):
     assert claims["resistance.entropy_corrected"].verdict == "holds"
     assert claims["resistance.raw"].details["explanation"] == ""
     assert claims["resistance.raw"].details["cells_in_paper_direction"] == "9/9"
-
-
-@pytest.mark.parametrize("override, match", [
-    ("data.n_slices=1", r"data.n_slices must be an int in \[2, 10\]"),
-    ("data.n_align=2", r"data.n_align must be an int >= n_slices \(3\)"),
-    ("data.aligned_component=3", r"data.aligned_component must be an int < world.n_components \(3\)"),
-    ("finetune_epochs=0", r"finetune_epochs must be an int >= 1"),
-])
-def test_resistance_config_errors_name_the_key_and_the_domain(override, match):
-    with pytest.raises(ConfigError, match=match):
-        load_config(resistance.Config, None, [override])
 
 
 def test_shipped_resistance_configs_load_with_at_least_three_seeds():

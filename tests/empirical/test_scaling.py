@@ -13,6 +13,7 @@ from empirical.protocols import scaling
 from tokentree.errors import ConfigError
 from tokentree.harness import load_config, read_json
 
+PROTOCOL = scaling  # the conftest's toy_run fixture runs it on TOY
 TOY = ["n_seeds=2", "sizes=['L1-E8-H2-I16', 'pico', 'L1-E48-H2-I96']", "center_size=pico", "volumes=[32, 64, 128]",
        "center_volume=64", "pretrain.batch_size=16", "data.positives=[16, 64]", "data.negatives=[4, 8, 16]",
        "negative.batch_size=4", "align.batch_size=16", "eval.n_heldout=16", "data.n_kl_sequences=16",
@@ -51,13 +52,6 @@ def test_scaling_config_errors_name_the_key(override, match):
     args = [a for a in TOY if not a.startswith(override.split("=")[0] + "=")] + [override]
     with pytest.raises(ConfigError, match=match):
         load_config(scaling.Config, None, args)
-
-
-@pytest.fixture(scope="module")
-def toy_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("scaling")
-    cfg = load_config(scaling.Config, None, TOY)
-    return cfg, out, scaling.run(cfg, out, progress=False)
 
 
 def test_scaling_toy_run_writes_both_axes_with_parts_per_setting_and_seed(toy_run):
