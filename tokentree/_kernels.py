@@ -124,6 +124,18 @@ def children_from_parent(parent):
 
 
 @njit(cache=True)
+def _new_tree(cap):
+    """(parent, token, depth) int64 arrays with room for ``cap`` nodes, node 0 already the root."""
+    parent = np.empty(cap, dtype=np.int64)
+    token = np.empty(cap, dtype=np.int64)
+    depth = np.empty(cap, dtype=np.int64)
+    parent[0] = -1
+    token[0] = -1
+    depth[0] = 1
+    return parent, token, depth
+
+
+@njit(cache=True)
 def _grow(a, need):
     if need <= a.shape[0]:
         return a
@@ -201,13 +213,8 @@ def build_trie(tokens, offsets, weights, vocab_size, work):
     """
     n = offsets.shape[0] - 1
     cap = n + 16
-    parent = np.empty(cap, dtype=np.int64)
-    token = np.empty(cap, dtype=np.int64)
-    depth = np.empty(cap, dtype=np.int64)
+    parent, token, depth = _new_tree(cap)
     eos_w = np.empty(cap, dtype=np.float64)
-    parent[0] = -1
-    token[0] = -1
-    depth[0] = 1
     eos_w[0] = 0.0
     n_nodes = 1
     active = work[0]  # sequence ids, grouped by node in node order
@@ -346,14 +353,9 @@ def union_nodes(start_a, count_a, token_a, start_b, count_b, token_b):
     two sorted child lists, so they come out contiguous and sorted by token.
     """
     cap = start_a.shape[0] + start_b.shape[0]
-    parent = np.empty(cap, dtype=np.int64)
-    token = np.empty(cap, dtype=np.int64)
-    depth = np.empty(cap, dtype=np.int64)
+    parent, token, depth = _new_tree(cap)
     map_a = np.empty(cap, dtype=np.int64)
     map_b = np.empty(cap, dtype=np.int64)
-    parent[0] = -1
-    token[0] = -1
-    depth[0] = 1
     map_a[0] = 0
     map_b[0] = 0
     n = 1
@@ -424,6 +426,16 @@ def _stable_argsort(x):
 
 
 @njit(cache=True)
+def _pop_smallest(w_leaf, w_int, il, ii, k):
+    """Pop the smaller key of the two Huffman queues, leaves ``w_leaf[il:]`` and internal nodes
+    ``w_int[ii:k]`` (a leaf on a tie): (item, weight, il, ii) with the popped queue advanced."""
+    n = w_leaf.shape[0]
+    if il < n and (ii >= k or w_leaf[il] <= w_int[ii]):
+        return il, w_leaf[il], il + 1, ii
+    return n + ii, w_int[ii], il, ii + 1
+
+
+@njit(cache=True)
 def huffman_lengths(masses):
     """Huffman code lengths, by the two-queue method after a stable sort (O(n log n) for the sort, O(n) after).
 
@@ -441,23 +453,8 @@ def huffman_lengths(masses):
     il = 0
     ii = 0
     for k in range(n - 1):
-        # first item
-        if il < n and (ii >= k or w_leaf[il] <= w_int[ii]):
-            x = il
-            wx = w_leaf[il]
-            il += 1
-        else:
-            x = n + ii
-            wx = w_int[ii]
-            ii += 1
-        if il < n and (ii >= k or w_leaf[il] <= w_int[ii]):
-            y = il
-            wy = w_leaf[il]
-            il += 1
-        else:
-            y = n + ii
-            wy = w_int[ii]
-            ii += 1
+        x, wx, il, ii = _pop_smallest(w_leaf, w_int, il, ii, k)
+        y, wy, il, ii = _pop_smallest(w_leaf, w_int, il, ii, k)
         w_int[k] = wx + wy
         up[x] = n + k
         up[y] = n + k
