@@ -28,10 +28,22 @@ def _save(fig, out: Path, name: str) -> str:
     return name
 
 
-def _mean_low_high(values) -> tuple[float, float, float]:
-    """(mean, low, high) of the 95 % t-interval over seeds (low = high = mean with one value)."""
-    mean, ci = mean_ci(values)
-    return (mean, mean, mean) if ci is None else (mean, ci[0], ci[1])
+def _label(ax, legend: float | None = 7, **props) -> None:
+    """Set a panel's scales, labels and title (``ax.set(**props)``) and draw its legend at that font size."""
+    ax.set(**props)
+    if legend is not None:
+        ax.legend(fontsize=legend)
+
+
+def _means_and_errors(groups) -> tuple[np.ndarray, np.ndarray]:
+    """Each group's mean over seeds, and the distances from it to the ends of its 95 % t-interval as
+    the (2, n) ``yerr`` of an error bar (0 with one value)."""
+    means, errors = [], []
+    for values in groups:
+        mean, ci = mean_ci(values)
+        means.append(mean)
+        errors.append((0.0, 0.0) if ci is None else (mean - ci[0], ci[1] - mean))
+    return np.array(means), np.abs(np.array(errors).T)
 
 
 def _rows(rows, experiment):
@@ -53,10 +65,8 @@ def plot_figure1(rows, cfg, out: Path) -> str:
         force = a * dg[0]
         xs = np.geomspace(a / 2, 2 * k * a, 20)
         ax.loglog(xs, force / xs, "--", color=c, lw=0.8)
-    ax.set_xlabel("|D_i| (dataset size)")
-    ax.set_ylabel(f"|Δγ_i| at l = {l0:g} (bits/block)")
-    ax.set_title("Δγ ∝ 1/|D| (dashed: F/|D| through D_a)")
-    ax.legend(fontsize=8)
+    _label(ax, 8, xlabel="|D_i| (dataset size)", ylabel=f"|Δγ_i| at l = {l0:g} (bits/block)",
+           title="Δγ ∝ 1/|D| (dashed: F/|D| through D_a)")
     return _save(fig, out, "fig1_inverse_proportionality.png")
 
 
@@ -75,9 +85,7 @@ def plot_ratio_vs_k(rows, cfg, out: Path) -> str:
         fk = sorted({r["k"] for r in fin})
         means = [np.mean([r["ratio"] for r in fin if r["k"] == k and r["a_over_m"] == big]) for k in fk]
         ax.loglog(fk, np.abs(means), "s", mfc="none", label=f"counts model, a = {big:g}·M")
-    ax.set_xlabel("k = |D_p| / |D_a|")
-    ax.set_ylabel("|dγ_a/dl| / |dγ_p/dl|")
-    ax.legend(fontsize=7)
+    _label(ax, xlabel="k = |D_p| / |D_a|", ylabel="|dγ_a/dl| / |dγ_p/dl|")
     return _save(fig, out, "fig_ratio_vs_k.png")
 
 
@@ -92,16 +100,12 @@ def plot_gamma_vs_l(rows, cfg, out: Path) -> str:
         ax2.plot(ls, [r["dgamma_p"] * k * k for r in rs], "o-", ms=3, label=f"k = {k:g}")
     rho3 = main[0]["rho3"] if main else 0.5
     for ax in (ax1, ax2):
-        ax.set_xscale("log")
-        ax.set_xlabel("l = |D_t| / |D_a|")
         ax.axvline(rho3 / (1 - rho3), color="grey", ls=":", lw=1)
-    ax1.set_yscale("log")
     ax2.axhline(0, color="k", lw=0.6)
-    ax1.set_ylabel("γ_a(l) - γ_a(0) (bits/block)")
-    ax2.set_ylabel("k² · (γ_p(l) - γ_p(0)) (bits/block)")
-    ax1.set_title("alignment rate worsens (∝ 1/k)")
-    ax2.set_title("pre-training rate improves (∝ 1/k²) until l = ρ3/(1-ρ3) (dotted)")
-    ax1.legend(fontsize=8)
+    _label(ax1, 8, xscale="log", yscale="log", xlabel="l = |D_t| / |D_a|", ylabel="γ_a(l) - γ_a(0) (bits/block)",
+           title="alignment rate worsens (∝ 1/k)")
+    _label(ax2, None, xscale="log", xlabel="l = |D_t| / |D_a|", ylabel="k² · (γ_p(l) - γ_p(0)) (bits/block)",
+           title="pre-training rate improves (∝ 1/k²) until l = ρ3/(1-ρ3) (dotted)")
     return _save(fig, out, "fig_gamma_vs_l.png")
 
 
@@ -116,12 +120,9 @@ def plot_regimes(rows, cfg, out: Path) -> str:
     k = cfg.exact.regime_size_ratio
     ax.axhline(-k, color="k", ls="--", lw=1, label="-k")
     ax.axhline(1, color="grey", ls=":", lw=1, label="+1 (no elasticity)")
-    ax.set_xscale("log")
     ax.set_yscale("symlog", linthresh=1)
-    ax.set_xlabel("ρ3 = share of P_t-like data in D_p (0 drawn at 1e-4)")
-    ax.set_ylabel("slope ratio")
-    ax.set_title("no perturbation-like data in D_p")
-    ax.legend(fontsize=7)
+    _label(ax, xscale="log", xlabel="ρ3 = share of P_t-like data in D_p (0 drawn at 1e-4)", ylabel="slope ratio",
+           title="no perturbation-like data in D_p")
     ax = axes[1]
     main = _rows(rows, "main")
     for kk in sorted({r["k"] for r in main}):
@@ -131,11 +132,7 @@ def plot_regimes(rows, cfg, out: Path) -> str:
         rho3 = main[0]["rho3"]
         ax.axvline(rho3 / (1 - rho3), color="grey", ls=":", lw=1, label="n3/(n1+n2)")
     ax.axhline(0, color="k", lw=0.6)
-    ax.set_xscale("log")
-    ax.set_xlabel("l")
-    ax.set_ylabel("k²·dγ_p/dl")
-    ax.set_title("l past the sign condition")
-    ax.legend(fontsize=7)
+    _label(ax, xscale="log", xlabel="l", ylabel="k²·dγ_p/dl", title="l past the sign condition")
     ax = axes[2]
     dr = _rows(rows, "depth")
     lmin = min(r["l"] for r in dr) if dr else 0
@@ -146,10 +143,8 @@ def plot_regimes(rows, cfg, out: Path) -> str:
     ax.axhline(1, color="k", ls="--", lw=1)
     ax.axhline(0, color="grey", lw=0.6)
     ax.axvline(cfg.world.marker_length + 0.5, color="grey", ls=":", lw=1, label="marker length + ½")
-    ax.set_xlabel("model depth d (capacity)")
-    ax.set_ylabel(f"measured change / disjoint-support law (l = {lmin:g})")
-    ax.set_title("too small a capacity: signs reverse (d = 2) or vanish (d = 1)")
-    ax.legend(fontsize=7)
+    _label(ax, xlabel="model depth d (capacity)", ylabel=f"measured change / disjoint-support law (l = {lmin:g})",
+           title="too small a capacity: signs reverse (d = 2) or vanish (d = 1)")
     return _save(fig, out, "fig_regimes.png")
 
 
@@ -161,38 +156,30 @@ def plot_finite(rows, cfg, out: Path) -> str | None:
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
     for k in sorted({r["k"] for r in fin}):
         xs = sorted({r["a_over_m"] for r in fin if r["k"] == k})
-        stats = [_mean_low_high([r["ratio"] for r in fin if r["k"] == k and r["a_over_m"] == x]) for x in xs]
-        y = np.array([s[0] for s in stats]) / k
-        err = np.array([[s[0] - s[1], s[2] - s[0]] for s in stats]).T / k
-        line = ax.errorbar(xs, -y, yerr=err[::-1], fmt="o", ms=4, capsize=2, label=f"k = {k:g} (mean, 95 % CI)")
+        mean, err = _means_and_errors([r["ratio"] for r in fin if r["k"] == k and r["a_over_m"] == x] for x in xs)
+        line = ax.errorbar(xs, -mean / k, yerr=err[::-1] / k, fmt="o", ms=4, capsize=2,
+                           label=f"k = {k:g} (mean, 95 % CI)")
         corr = [next(r for r in fin if r["k"] == k and r["a_over_m"] == x)["ratio_corrected_formula"] / k for x in xs]
         ax.plot(xs, [-c for c in corr], "-", color=line[0].get_color(), lw=0.8)
     ax.axhline(1, color="k", ls="--", lw=1, label="ratio = -k")
     ax.axhline(0, color="grey", lw=0.6)
     ax.axvline(20, color="grey", ls=":", lw=1, label="a = 20·M")
-    ax.set_xscale("log")
     ax.set_yscale("symlog", linthresh=1)
-    ax.set_xlabel("a / M (alignment samples per P_t leaf)")
-    ax.set_ylabel("-ratio / k (lines: -k/(1 - M/(2ρ3 a)))")
-    ax.set_title("whole-sequence counts compressor")
-    ax.legend(fontsize=7)
+    _label(ax, xscale="log", xlabel="a / M (alignment samples per P_t leaf)",
+           ylabel="-ratio / k (lines: -k/(1 - M/(2ρ3 a)))", title="whole-sequence counts compressor")
     cap = _rows(rows, "finite_depth")
     if cap:
         k = cap[0]["k"]
         ds = sorted({r["depth"] for r in cap})
-        stats = [_mean_low_high([r["ratio"] for r in cap if r["depth"] == d]) for d in ds]
-        y = np.array([s[0] for s in stats])
-        err = np.abs(np.array([[s[0] - s[1], s[2] - s[0]] for s in stats]).T)
-        ax2.errorbar(ds, y, yerr=err, fmt="o", ms=4, capsize=2, label="counts model (mean, 95 % CI)")
+        mean, err = _means_and_errors([r["ratio"] for r in cap if r["depth"] == d] for d in ds)
+        ax2.errorbar(ds, mean, yerr=err, fmt="o", ms=4, capsize=2, label="counts model (mean, 95 % CI)")
         corr = [next(r for r in cap if r["depth"] == d)["ratio_corrected_formula"] for d in ds]
         ax2.plot(ds, corr, "-", lw=0.8, label="-k/(1 - M_d/(2ρ3 a))")
         ax2.axhline(-k, color="k", ls="--", lw=1, label="-k")
         ax2.axvline(cfg.world.marker_length + 0.5, color="grey", ls=":", lw=1)
         ax2.set_yscale("symlog", linthresh=1)
-        ax2.set_xlabel("model depth d (M_d = P_t leaves after pruning)")
-        ax2.set_ylabel("slope ratio")
-        ax2.set_title(f"capacity pools responses (k = {k:g}, a = {cap[0]['a']})")
-        ax2.legend(fontsize=7)
+        _label(ax2, xlabel="model depth d (M_d = P_t leaves after pruning)", ylabel="slope ratio",
+               title=f"capacity pools responses (k = {k:g}, a = {cap[0]['a']})")
     else:
         ax2.set_visible(False)
     return _save(fig, out, "fig_finite_samples.png")
