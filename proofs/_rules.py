@@ -1,7 +1,8 @@
 """The proof kit's rule registry and sign reasoning (used by :mod:`proofs.kit`; not a public API).
 
 :data:`RULES` holds every named, directed rule: ``fn(before, after, step, ctx)`` returns the residual
-of ``before - after`` under that rule, which must be exactly 0 for the step to close. The rules
+of ``before - after`` under that rule, which must be exactly 0 for the step to close. Each rule is
+registered where its function is defined (``@_rule(name, description)``). The rules
 ``sign``, ``numeric`` and ``cite`` have no function: :class:`proofs.kit.Derivation` checks them itself
 (``sign`` through :func:`_sign_ok` below, ``numeric`` with mpmath, ``cite`` by reference).
 Statement modules import these names from :mod:`proofs.kit`, which re-exports them.
@@ -16,6 +17,7 @@ import sympy as sp
 
 __all__ = ["RULES", "Rule"]
 
+
 @dataclass(frozen=True)
 class Rule:
     """One directed check. ``fn(before, after, step, ctx)`` returns the residual (0 means closed)."""
@@ -27,6 +29,22 @@ class Rule:
     symbolic: bool = True  # False: numeric or cited, the derivation can at best be SPOT-CHECKED
 
 
+RULES: dict[str, Rule] = {}  # filled below, in the order the rules are defined (error messages list them so)
+
+
+def _register(rule: Rule) -> None:
+    RULES[rule.name] = rule
+
+
+def _rule(name: str, description: str, **flags) -> Callable:
+    """Decorator: register the function as the rule ``name`` of :data:`RULES`, described by ``description``."""
+    def register(fn):
+        _register(Rule(name, description, fn, **flags))
+        return fn
+    return register
+
+
+@_rule("expand", "expand products and powers of before − after; must give 0")
 def _expand(b, a, step, ctx):
     if b == a:  # identical forms (also covers ±oo, where oo − oo would be nan)
         return sp.Integer(0)
@@ -41,33 +59,42 @@ def _rebuild(e):
     return e.func(*[_rebuild(x) for x in e.args])
 
 
+@_rule("arithmetic", "carry out the arithmetic written out unevaluated (no derivative, integral, sum or limit), "
+       "then expand")
 def _arithmetic(b, a, step, ctx):
     return sp.expand(_rebuild(b) - _rebuild(a))
 
 
+@_rule("at", "evaluate the written-out substitutions f|_{x = x0}, then cancel")
 def _at(b, a, step, ctx):
     ev = _eval(sp.Subs)
     r = ev(b) - ev(a)
     return r if r == 0 else sp.cancel(r)
 
 
+@_rule("cancel", "rational normal form (cancel) of before − after; must give 0")
 def _cancel(b, a, step, ctx):
     return sp.cancel(b - a)
 
 
+@_rule("together", "common denominator of before − after, numerator expanded; must give 0")
 def _together(b, a, step, ctx):
     return sp.expand(sp.numer(sp.together(b - a)))
 
 
+@_rule("factor", "factor before − after; must give 0")
 def _factor(b, a, step, ctx):
     return sp.factor(b - a)
 
 
+@_rule("expand_log", "expand_log (force=False: only what the declared assumptions allow), then expand")
 def _expand_log(b, a, step, ctx):
     r = sp.expand_log(b - a, force=False)
     return r if r == 0 else sp.expand(r)
 
 
+@_rule("logcombine", "logcombine (force=False: only what the declared assumptions allow), log arguments cancelled, "
+       "then expand")
 def _logcombine(b, a, step, ctx):
     r = sp.logcombine(b - a, force=False)
     r = r.replace(lambda x: isinstance(x, sp.log), lambda x: sp.log(sp.cancel(x.args[0])))
@@ -109,12 +136,16 @@ def _sum_canon(e):
     return sp.expand(e.replace(lambda x: isinstance(x, sp.Sum), canon_sum))
 
 
+@_rule("linearity", "linearity of finite sums: split Σ(f+g), move Σ-independent factors across Σ, "
+       "Σ_{1..M} c = M·c")
 def _linearity(b, a, step, ctx):
     # Σ(f + g) = Σf + Σg, Σ c·f = c·Σf, Σ_{j=1}^{M} c = M·c; both sides to the same canonical form.
     r = _sum_canon(b) - _sum_canon(a)
     return r if r == 0 else sp.cancel(r)
 
 
+@_rule("subs", "substitute the named earlier results in both sides (structurally; at={x: value} instantiates a "
+       "result proved for a free variable), then cancel")
 def _subs(b, a, step, ctx):
     if not step.using:
         raise ValueError("by='subs' needs using=[names of earlier facts]")
@@ -166,11 +197,13 @@ def _eval(kind):
     return ev
 
 
+@_rule("diff", "evaluate the derivatives (d/dx), then cancel")
 def _diff(b, a, step, ctx):
     ev = _eval(sp.Derivative)
     return sp.cancel(ev(b) - ev(a))
 
 
+@_rule("limit", "evaluate the limits with sympy's limit (Gruntz), then cancel")
 def _limit(b, a, step, ctx):
     ev = _eval(sp.Limit)
     bb, aa = ev(b), ev(a)
@@ -180,12 +213,14 @@ def _limit(b, a, step, ctx):
     return r if r == 0 else sp.cancel(r)
 
 
+@_rule("integrate", "evaluate the definite integrals with sympy under the declared assumptions, then cancel")
 def _integrate(b, a, step, ctx):
     ev = _eval(sp.Integral)
     r = ev(b) - ev(a)
     return r if r == 0 else sp.cancel(sp.expand(r))
 
 
+@_rule("ftc", "fundamental theorem of calculus: dF/dx = integrand (expand/cancel), then F at the limits")
 def _ftc(b, a, step, ctx):
     """Fundamental theorem of calculus with a stated antiderivative F: the one definite integral
     ∫_lo^hi g dx in either side is replaced by lim_hi F − lim_lo F after checking dF/dx = g."""
@@ -209,6 +244,8 @@ def _ftc(b, a, step, ctx):
     return r
 
 
+@_rule("series", "expand_log before − after, Taylor series at the point, each coefficient cancelled: every term "
+       "below the stated order must be 0")
 def _series(b, a, step, ctx):
     x, x0, n = step.options["var"], step.options.get("point", 0), step.options["order"]
     diff = sp.expand(sp.expand_log(b - a, force=False))
@@ -221,6 +258,7 @@ def _series(b, a, step, ctx):
     return sp.Add(*[sp.cancel(c) * x**e[0] for e, c in poly.terms()])
 
 
+@_rule("exchange", "exchange the order of a finite multiple sum with independent limits")
 def _exchange(b, a, step, ctx):
     """Exchange the order of a finite multiple sum whose limits do not depend on each other."""
     def canon(e):
@@ -235,37 +273,19 @@ def _exchange(b, a, step, ctx):
     return r if r == 0 else sp.expand(r)
 
 
+# checked by Derivation itself (see the module docstring), so they have no function
+_register(Rule("sign", "sympy's three-valued assumptions must answer True (None = undecided = failure)", None))
+_register(Rule("numeric", "mpmath at 50 digits on random admissible points (spot check, not a proof)", None,
+               symbolic=False))
+_register(Rule("cite", "a classical theorem, cited and not re-proved here; its general case is a property test", None,
+               symbolic=False))
+
+
+@_rule("simplify", "sympy simplify of before − after (heuristic; may prove, never disproves)", heuristic=True)
 def _simplify(b, a, step, ctx):
     return sp.simplify(b - a)
 
 
-RULES: dict[str, Rule] = {r.name: r for r in [
-    Rule("expand", "expand products and powers of before − after; must give 0", _expand),
-    Rule("arithmetic", "carry out the arithmetic written out unevaluated (no derivative, integral, sum or limit), "
-         "then expand", _arithmetic),
-    Rule("at", "evaluate the written-out substitutions f|_{x = x0}, then cancel", _at),
-    Rule("cancel", "rational normal form (cancel) of before − after; must give 0", _cancel),
-    Rule("together", "common denominator of before − after, numerator expanded; must give 0", _together),
-    Rule("factor", "factor before − after; must give 0", _factor),
-    Rule("expand_log", "expand_log (force=False: only what the declared assumptions allow), then expand", _expand_log),
-    Rule("logcombine", "logcombine (force=False: only what the declared assumptions allow), log arguments cancelled, then expand", _logcombine),
-    Rule("linearity", "linearity of finite sums: split Σ(f+g), move Σ-independent factors across Σ, Σ_{1..M} c = M·c", _linearity),
-    Rule("subs", "substitute the named earlier results in both sides (structurally; at={x: value} instantiates a "
-         "result proved for a free variable), then cancel", _subs),
-    Rule("diff", "evaluate the derivatives (d/dx), then cancel", _diff),
-    Rule("limit", "evaluate the limits with sympy's limit (Gruntz), then cancel", _limit),
-    Rule("integrate", "evaluate the definite integrals with sympy under the declared assumptions, then cancel", _integrate),
-    Rule("ftc", "fundamental theorem of calculus: dF/dx = integrand (expand/cancel), then F at the limits", _ftc),
-    Rule("series", "expand_log before − after, Taylor series at the point, each coefficient cancelled: every term "
-         "below the stated order must be 0", _series),
-    Rule("exchange", "exchange the order of a finite multiple sum with independent limits", _exchange),
-    Rule("sign", "sympy's three-valued assumptions must answer True (None = undecided = failure)", None),
-    Rule("numeric", "mpmath at 50 digits on random admissible points (spot check, not a proof)", None, symbolic=False),
-    Rule("cite", "a classical theorem, cited and not re-proved here; its general case is a property test",
-         None, symbolic=False),
-    Rule("simplify", "sympy simplify of before − after (heuristic; may prove, never disproves)", _simplify,
-         heuristic=True),
-]}
 
 
 # -- signs from the declared assumptions ---------------------------------------------------------
