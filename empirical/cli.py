@@ -26,20 +26,26 @@ from tokentree.errors import UserError
 
 __all__ = ["COMMANDS", "UsageError", "CommandParser", "command_parser", "dispatch", "one_line", "main"]
 
-# command -> (module, add_arguments function, main function, one-line help)
+
+def _command(module: str, help_text: str, *, add: str = "add_arguments",
+             main: str = "main") -> tuple[str, str, str, str]:
+    """One row of :data:`COMMANDS`: (module, add_arguments function, main function, one-line help)."""
+    return module, add, main, help_text
+
+
+# command -> (module, add_arguments function, main function, one-line help); the functions are named
+# add_arguments and main unless the row says otherwise
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
-    "reproduce": ("empirical.reproduce", "add_arguments", "main",
-                  "run proofs, simulator and experiments; write one HTML + markdown report"),
-    "demo": ("tokentree.demo", "add_arguments", "main",
-             "token-tree core demo: a Pareto tree pruned at several depths, code lengths and rates"),
-    "prove": ("proofs.cli", "add_arguments", "main",
-              "check every derivation of the theory with sympy; write a markdown report"),
-    "simulate": ("tokentree.sim.cli", "add_arguments", "main",
-                 "simulate Theorem 4.2 / Hooke's law on synthetic token-tree worlds"),
-    "run": ("empirical.runner", "add_run_arguments", "run_main",
-            "run one experiment protocol from a TOML config"),
-    "resolve": ("empirical.runner", "add_resolve_arguments", "resolve_main",
-                "print the fully resolved config of an experiment and exit"),
+    "reproduce": _command("empirical.reproduce",
+                          "run proofs, simulator and experiments; write one HTML + markdown report"),
+    "demo": _command("tokentree.demo",
+                     "token-tree core demo: a Pareto tree pruned at several depths, code lengths and rates"),
+    "prove": _command("proofs.cli", "check every derivation of the theory with sympy; write a markdown report"),
+    "simulate": _command("tokentree.sim.cli", "simulate Theorem 4.2 / Hooke's law on synthetic token-tree worlds"),
+    "run": _command("empirical.runner", "run one experiment protocol from a TOML config",
+                    add="add_run_arguments", main="run_main"),
+    "resolve": _command("empirical.runner", "print the fully resolved config of an experiment and exit",
+                        add="add_resolve_arguments", main="resolve_main"),
 }
 
 # Options that name an output folder; checked before the command starts (a folder under a file
