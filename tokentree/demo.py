@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -32,36 +32,39 @@ COLUMNS = ["depth", "n_leaves", "entropy_bits", "huffman_bits_per_block", "ceil_
            "normalized_rate_model_bits_per_token"]
 
 
+def _option(default, must: str, ok):
+    """A :class:`DemoConfig` field: its default and the range of its values (``ok(value)``; ``must`` says it)."""
+    return field(default=default, metadata={"must": must, "ok": ok})
+
+
+def _int_from(low: int, *, default: int):
+    """A :class:`DemoConfig` field that must be an int >= ``low``."""
+    return _option(default, f"an int >= {low}", lambda v: isinstance(v, int) and v >= low)
+
+
 @dataclass(frozen=True, kw_only=True)
 class DemoConfig:
-    depth: int = 10
-    alpha: float = 2.0
-    branching: int = 2
-    seed: int = 0
-    length: int = 64
-    n_samples: int = 5_000
-    smoothing: float = 1e-3
+    """The demo's options; each field states its default and its range, checked in field order."""
+
+    depth: int = _option(10, "an int in [1, 24]", lambda v: isinstance(v, int) and 1 <= v <= 24)
+    alpha: float = _option(2.0, "a finite float > 1", lambda v: v > 1 and math.isfinite(v))
+    branching: int = _int_from(2, default=2)
+    seed: int = _int_from(0, default=0)
+    length: int = _int_from(1, default=64)
+    n_samples: int = _int_from(1, default=5_000)
+    smoothing: float = _option(1e-3, "a float in (0, 1)", lambda v: 0 < v < 1)
     #: Absolute float tolerance of the exact checks: |total mass - 1| after pruning, and the ideal
     #: model's normalized rate H - log2 M <= tolerance (pre-registered; not a CLI option).
-    tolerance: float = 1e-12
+    tolerance: float = _option(1e-12, "a float in [0, 1e-6)", lambda v: 0 <= v < 1e-6)
     #: Absolute tolerance (bits) of Thm 3.4's lower bound (|x|/d)·H <= exact Huffman block length.
-    block_tolerance: float = 1e-9
+    block_tolerance: float = _option(1e-9, "a float in [0, 1e-3)", lambda v: 0 <= v < 1e-3)
 
     def __post_init__(self) -> None:
         from .harness import check_range
 
-        check_range("depth", self.depth, isinstance(self.depth, int) and 1 <= self.depth <= 24, "an int in [1, 24]")
-        check_range("alpha", self.alpha, self.alpha > 1 and math.isfinite(self.alpha), "a finite float > 1")
-        check_range("branching", self.branching, isinstance(self.branching, int) and self.branching >= 2,
-                    "an int >= 2")
-        check_range("seed", self.seed, isinstance(self.seed, int) and self.seed >= 0, "an int >= 0")
-        check_range("length", self.length, isinstance(self.length, int) and self.length >= 1, "an int >= 1")
-        check_range("n_samples", self.n_samples, isinstance(self.n_samples, int) and self.n_samples >= 1,
-                    "an int >= 1")
-        check_range("smoothing", self.smoothing, 0 < self.smoothing < 1, "a float in (0, 1)")
-        check_range("tolerance", self.tolerance, 0 <= self.tolerance < 1e-6, "a float in [0, 1e-6)")
-        check_range("block_tolerance", self.block_tolerance, 0 <= self.block_tolerance < 1e-3,
-                    "a float in [0, 1e-3)")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            check_range(f.name, value, f.metadata["ok"](value), f.metadata["must"])
         n_nodes = (self.branching ** self.depth - 1) // (self.branching - 1)
         check_range("depth", self.depth, n_nodes <= 10**7,
                     f"small enough that (branching^depth - 1)/(branching - 1) <= 1e7 nodes (branching={self.branching})")
