@@ -13,6 +13,7 @@ with one set of sound verdict rules. Modules:
 """
 
 from .config import (
+    check_at_least as check_at_least,
     check_range as check_range,
     config_from_dict as config_from_dict,
     config_to_dict as config_to_dict,
@@ -70,6 +71,7 @@ __all__ = [
     "Claim", "TIERS", "VERDICTS", "SUMMARY_SCHEMA", "tally", "write_summary", "write_csv", "write_json_atomic",
     "write_text_atomic", "read_json", "to_jsonable", "finite_or_none", "config_hash", "environment", "utc_now",
     "load_config", "read_toml", "config_from_dict", "config_to_dict", "parse_override", "set_nested", "check_range",
+    "check_at_least",
     "t_quantile", "normal_quantile", "mean_ci", "mean_ci_columns", "ratio_of_means_ci", "ls_slope", "ls_slope_ci",
     "paired_bootstrap_ci", "min_detectable_effect", "crossing", "band_verdict", "sign_verdict",
     "sign_test_verdict", "exact_verdict", "MIN_SIGN_TEST_UNITS",

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from ..errors import ConfigError
 
 __all__ = ["load_config", "read_toml", "config_from_dict", "config_to_dict", "parse_override", "set_nested",
-           "check_range"]
+           "check_range", "check_at_least"]
 
 T = TypeVar("T")
 
@@ -202,3 +202,16 @@ def check_range(name: str, value: Any, ok: bool, must: str) -> None:
     """Raise ConfigError('<name> must be <must>; got <value>.') unless ``ok``."""
     if not ok:
         raise ConfigError(f"{name} must be {must}; got {value!r}.")
+
+
+def check_at_least(section: Any, **minimums: int) -> None:
+    """:func:`check_range` each named field of ``section`` against its lower bound, in the order given.
+
+    The one home of the commonest range check of a config section, "an int >= k"
+    (``check_at_least(self, n_samples=1, seed=0)``): the first field below its bound raises
+    ConfigError('<name> must be an int >= <k>; got <value>.'). Types are the loader's concern
+    (:func:`config_from_dict`); only the bound is checked here.
+    """
+    for name, low in minimums.items():
+        value = getattr(section, name)
+        check_range(name, value, value >= low, f"an int >= {low}")
