@@ -29,10 +29,8 @@ SOURCE_THM42 = "paper Thm 4.2 (ACL form) with digest R5"
 
 def compute_claims(rows: list[dict], cfg: SimConfig) -> list[Claim]:
     """Turn the sweep's rows into the summary's claims (exact law, verification, regimes, finite samples)."""
-    claims = exact_law_claims(rows, cfg) + verification_claims(rows, cfg) + regime_claims(rows, cfg)
-    if cfg.finite.enabled:
-        claims += finite_claims(rows, cfg)
-    return claims
+    families = [exact_law_claims, verification_claims, regime_claims] + ([finite_claims] if cfg.finite.enabled else [])
+    return [claim for family in families for claim in family(rows, cfg)]
 
 
 # ------------------------------------------------------------------------------------ the exact law
@@ -190,7 +188,6 @@ def regime_claims(rows: list[dict], cfg: SimConfig) -> list[Claim]:
     bands = cfg.claims
     identity = bands.identity_tolerance
     k_regime = cfg.exact.regime_size_ratio
-    main = rows_of(rows, "main")
     claims = []
 
     share_rows = rows_of(rows, "rho3")
@@ -232,7 +229,7 @@ def regime_claims(rows: list[dict], cfg: SimConfig) -> list[Claim]:
     threshold = {r["k"]: r["l_star_formula"] for r in sign_rows}
     crossing_deviation = [relative_deviation(r["l_star"], r["l_star_formula"]) if r["l_star"] else math.inf
                           for r in sign_rows]
-    past = [r for r in main if r["l"] > threshold.get(r["k"], math.inf) * (1 + bands.sign_past_margin)]
+    past = [r for r in rows_of(rows, "main") if r["l"] > threshold.get(r["k"], math.inf) * (1 + bands.sign_past_margin)]
     # theory: the sign condition l < n3/(n1+n2) of Thm 4.2, located by bisection on simulated slopes
     claims.append(make_claim(
         id="sim.regime.sign_condition", tier="theory",
