@@ -29,7 +29,6 @@ fidelity max |log p_model(M_i) − log w_i| and the excess of the rest term over
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -39,8 +38,8 @@ import numpy as np
 from tokentree.errors import ConfigError
 from tokentree.harness import (
     Claim,
-    PartStore,
     band_verdict,
+    check_at_least,
     check_range,
     ls_slope,
     mean_ci,
@@ -50,13 +49,11 @@ from tokentree.harness import (
     save_figure,
     seed_list,
     sign_verdict,
-    utc_now,
     write_csv,
-    write_summary,
 )
 
-from ..config import EvalConfig, LMWorldConfig, ModelConfig, TrainConfig
-from ._common import ClaimsBase, ExperimentBase, check_components, ci_min_detectable_effect, parts_key, setup_torch
+from ..config import TrainConfig
+from ._common import ClaimsBase, MixtureExperiment, RunFolder, ci_min_detectable_effect, setup_torch
 
 __all__ = ["Config", "JointClaims", "run", "mixture_marker_nats", "run_one", "seed_data", "joint_claims"]
 
@@ -88,27 +85,22 @@ class JointClaims(ClaimsBase):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(ExperimentBase):
+class Config(MixtureExperiment):
+    """The joint protocol (sections of :class:`MixtureExperiment`, plus D_a's size, the l grid,
+    the batch coupling and the one training stage)."""
+
     protocol: str = "joint"
     name: str = "joint"
     n_seeds: int = 5
-    n_per_component: int = 1000
     alignment_size: int = 300
     perturbation_ratios: tuple[float, ...] = (0.0, 0.1, 0.2)
-    aligned_component: int = 1
-    perturbed_component: int = 2
-    workers: int = 1
     sampling: Literal["crn", "epochs"] = "crn"
-    world: LMWorldConfig = field(default_factory=LMWorldConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=800))
-    eval: EvalConfig = field(default_factory=EvalConfig)
     claims: JointClaims = field(default_factory=JointClaims)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_range("n_per_component", self.n_per_component, self.n_per_component >= 1, "an int >= 1")
-        check_range("alignment_size", self.alignment_size, self.alignment_size >= 1, "an int >= 1")
+        check_at_least(self, alignment_size=1)
         ls = self.perturbation_ratios
         check_range("perturbation_ratios", list(ls),
                     len(ls) >= 2 and all(math.isfinite(x) and x >= 0 for x in ls) and list(ls) == sorted(set(ls)),
@@ -117,8 +109,6 @@ class Config(ExperimentBase):
         if len(set(ts)) != len(ts):
             raise ConfigError(f"perturbation_ratios must give distinct perturbation sizes round(l * alignment_size); "
                               f"got sizes {ts} for alignment_size = {self.alignment_size}.")
-        check_components(self)
-        check_range("workers", self.workers, 1 <= self.workers <= 64, "an int in [1, 64] (parallel processes)")
 
     @property
     def size_ratio(self) -> float:
@@ -206,10 +196,8 @@ def _gammas(config: Config, r: dict) -> dict:
 
 
 def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
-    t0, started = time.perf_counter(), utc_now()
-    out_dir = Path(out_dir)
-    setup_torch(config.train.threads)  # also imports torch, so that the summary's env names the device
-    store = PartStore(out_dir, parts_key(config, seed_invariant=False))
+    folder = RunFolder(config, out_dir, threads=config.train.threads, seed_invariant=False)
+    out_dir = folder.path
     ts = config.perturbation_sizes()
     ls_used = [t / config.alignment_size for t in ts]
     k = config.size_ratio
@@ -219,7 +207,7 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     if progress:
         print(f"joint: {len(units)} trainings ({config.n_seeds} seeds x {len(ts)} values of l), "
               f"{config.workers} worker(s)", flush=True)
-    parts = run_units(_unit, units, store, workers=config.workers)
+    parts = run_units(_unit, units, folder.store, workers=config.workers)
     rows, per_seed = [], []
     for j, seed in enumerate(seeds):
         results = [parts[f"seed{j}_t{t}"] for t in ts]
@@ -256,9 +244,7 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
                          "theory_same_grid": {"slope_a_marker": th_slope_a, "slope_p_marker": th_slope_p,
                                               "ratio_marker": th_ratio},
                          "per_seed": per_seed}}
-    return write_summary(out_dir, config=config, claims=claims, figures=figures,
-                         tables={"runs": "runs.csv", "seeds": "seeds.csv"}, started_at=started, t0=t0,
-                         extra=extra)
+    return folder.summary(claims, figures=figures, tables={"runs": "runs.csv", "seeds": "seeds.csv"}, extra=extra)
 
 
 def joint_claims(config: Config, per_seed: list[dict], k: float, th_a: float, th_p: float, th_ratio: float,

@@ -45,21 +45,17 @@ import numpy as np
 
 from tokentree.harness import (
     Claim,
-    PartStore,
+    check_at_least,
     check_range,
     crossing,
     mean_ci,
     mean_ci_columns,
     seed_list,
     sign_verdict,
-    utc_now,
     write_csv,
-    write_summary,
 )
 
-from ..generation import GenerationConfig
-from ..pretrained import FinetuneConfig, PretrainedConfig
-from ._common import ClaimsBase, ExperimentBase, censored_columns, ci_min_detectable_effect, parts_key, setup_torch
+from ._common import ClaimsBase, RealModelExperiment, RunFolder, censored_columns, ci_min_detectable_effect, setup_torch
 
 __all__ = ["DataConfig", "GridConfig", "EvaluateConfig", "RealReboundClaims", "Config", "run"]
 
@@ -75,10 +71,7 @@ class DataConfig:
     n_classifier_test: int = 2000
 
     def __post_init__(self) -> None:
-        check_range("n_prompts", self.n_prompts, self.n_prompts >= 2, "an int >= 2")
-        check_range("prompt_words", self.prompt_words, self.prompt_words >= 1, "an int >= 1")
-        check_range("pool_size", self.pool_size, self.pool_size >= 1, "an int >= 1")
-        check_range("n_classifier_test", self.n_classifier_test, self.n_classifier_test >= 2, "an int >= 2")
+        check_at_least(self, n_prompts=2, prompt_words=1, pool_size=1, n_classifier_test=2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,7 +98,7 @@ class EvaluateConfig:
         check_range("kl_epsilon", self.kl_epsilon, self.kl_epsilon > 0, "a float > 0 (nats/token)")
         check_range("score_text", self.score_text, self.score_text in ("response", "prompt+response"),
                     "'response' or 'prompt+response'")
-        check_range("classifier_epochs", self.classifier_epochs, self.classifier_epochs >= 1, "an int >= 1")
+        check_at_least(self, classifier_epochs=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,13 +122,9 @@ class RealReboundClaims(ClaimsBase):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(ExperimentBase):
+class Config(RealModelExperiment):
     protocol: str = "real_rebound"
-    n_seeds: int = 2
-    model: PretrainedConfig = field(default_factory=PretrainedConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    sampling: GenerationConfig = field(default_factory=GenerationConfig)
     grid: GridConfig = field(default_factory=GridConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     claims: RealReboundClaims = field(default_factory=RealReboundClaims)
@@ -204,9 +193,8 @@ def run(config: Config, out_dir: Path, *, progress: bool = True, units: tuple[st
     from ..offline_models import locate_model
     from ..text_data import locate_imdb
 
-    t0, started = time.perf_counter(), utc_now()
-    out_dir = Path(out_dir)
-    store = PartStore(out_dir, parts_key(config))
+    folder = RunFolder(config, out_dir)  # torch threads: in judge() below, after the sentiment judge trains
+    out_dir, store = folder.path, folder.store
     done = {key: store.get(key) for key in _unit_keys(config)}
     todo = {k for k, rec in done.items() if rec is None and (units is None or k in units)}
     source = locate_model(config.model.name) if todo else None
@@ -287,8 +275,8 @@ def run(config: Config, out_dir: Path, *, progress: bool = True, units: tuple[st
              "negatives_to_epsilon": curves.per_positive(curves.to_eps),
              "unit_wall_time_s": {f"{si}:{v}": curves.units[(si, v)]["wall_time_s"]
                                   for si in curves.S for v in curves.P}}
-    return write_summary(out_dir, config=config, claims=_claims(config, curves), figures=_figures(out_dir, config, curves),
-                         tables={"rebound": "rebound.csv"}, started_at=started, t0=t0, kind="run", extra=extra)
+    return folder.summary(_claims(config, curves), figures=_figures(out_dir, config, curves),
+                          tables={"rebound": "rebound.csv"}, extra=extra)
 
 
 # --- what the parts say ---------------------------------------------------------------------

@@ -40,21 +40,17 @@ import numpy as np
 from tokentree.errors import ConfigError
 from tokentree.harness import (
     Claim,
-    PartStore,
+    check_at_least,
     check_range,
     mean_ci,
     pyplot,
     run_seeds,
     save_figure,
     sign_verdict,
-    utc_now,
     write_csv,
-    write_summary,
 )
 
-from ..generation import GenerationConfig
-from ..pretrained import FinetuneConfig, PretrainedConfig
-from ._common import ClaimsBase, ExperimentBase, ci_min_detectable_effect, parts_key, setup_torch
+from ._common import ClaimsBase, RealModelExperiment, RunFolder, ci_min_detectable_effect, setup_torch
 
 __all__ = ["DataConfig", "RealResistanceClaims", "Config", "run", "METRICS"]
 
@@ -81,8 +77,7 @@ class DataConfig:
         check_range("path", self.path, self.source.startswith("imdb") or bool(self.path),
                     f"a local .json/.jsonl file or 'hub' when source is {self.source!r}")
         check_range("n_sft", self.n_sft, self.n_sft >= 3 and self.n_sft % 3 == 0, "a multiple of 3, >= 3")
-        check_range("n_responses", self.n_responses, self.n_responses >= 2, "an int >= 2")
-        check_range("prompt_words", self.prompt_words, self.prompt_words >= 1, "an int >= 1")
+        check_at_least(self, n_responses=2, prompt_words=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,13 +87,9 @@ class RealResistanceClaims(ClaimsBase):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(ExperimentBase):
+class Config(RealModelExperiment):
     protocol: str = "real_resistance"
-    n_seeds: int = 2
-    model: PretrainedConfig = field(default_factory=PretrainedConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    sampling: GenerationConfig = field(default_factory=GenerationConfig)
     claims: RealResistanceClaims = field(default_factory=RealResistanceClaims)
 
 
@@ -239,9 +230,8 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     from ..offline_models import locate_model
     from ..pretrained import prepare_model
 
-    t0, started = time.perf_counter(), utc_now()
-    out_dir = Path(out_dir)
-    store = PartStore(out_dir, parts_key(config))
+    folder = RunFolder(config, out_dir)  # threads are pinned when the model is loaded (one_seed below)
+    out_dir, store = folder.path, folder.store
     need = any(store.get(f"seed{i}") is None for i in range(config.n_seeds))
     source = locate_model(config.model.name) if need else None
     if need:
@@ -266,9 +256,8 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
                          "entropy_nats": [rec["entropy_nats"] for rec in records],
                          "seed_wall_time_s": [rec["wall_time_s"] for rec in records]},
              "model": {"name": config.model.name, "method": config.model.method}}
-    return write_summary(out_dir, config=config, claims=_claims(config, records, rows),
-                         figures=[_figure(out_dir, config, table, rows)], tables={"resistance": "resistance.csv"},
-                         started_at=started, t0=t0, kind="run", extra=extra)
+    return folder.summary(_claims(config, records, rows), figures=[_figure(out_dir, config, table, rows)],
+                          tables={"resistance": "resistance.csv"}, extra=extra)
 
 
 def _rows(records: list[dict]) -> list[dict]:

@@ -38,7 +38,7 @@ import numpy as np
 
 from tokentree.harness import (
     Claim,
-    PartStore,
+    check_at_least,
     check_range,
     crossing,
     finite_or_none,
@@ -47,42 +47,45 @@ from tokentree.harness import (
     mean_ci_columns,
     run_seeds,
     sign_verdict,
-    utc_now,
     write_csv,
-    write_summary,
 )
 
-from ..config import EvalConfig, LMWorldConfig, ModelConfig, TrainConfig
-from ._common import ClaimsBase, ExperimentBase, censored_columns, ci_min_detectable_effect, parts_key, setup_torch
+from ..config import TrainConfig
+from ._common import (
+    ClaimsBase,
+    PretrainedWorldData,
+    PretrainedWorldExperiment,
+    RunFolder,
+    censored_columns,
+    ci_min_detectable_effect,
+)
 
 __all__ = ["ReboundData", "ReboundClaims", "Config", "run", "run_seed", "seed_statistics", "rebound_claims",
            "curve_bands", "align_stage_default", "negative_stage_default"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReboundData:
-    """Volumes of the protocol, in sequences of the world (paper units = ours / ``paper_scale``)."""
+class ReboundData(PretrainedWorldData):
+    """Volumes of the protocol, in sequences of the world (paper units = ours / ``paper_scale``);
+    ``n_pretrain`` and ``aligned_component`` as in :class:`PretrainedWorldData`."""
 
-    n_pretrain: int = 1000
     positives: tuple[int, ...] = (100, 200, 500, 1000)
     negatives: tuple[int, ...] = (10, 20, 50, 100, 200)
     paper_scale: float = 0.1
-    aligned_component: int = 1
     perturbed_component: int = 2
     n_kl_sequences: int = 300
 
     def __post_init__(self) -> None:
-        check_range("n_pretrain", self.n_pretrain, self.n_pretrain >= 1, "an int >= 1 (sequences per component)")
+        super().__post_init__()
+        check_at_least(self, n_kl_sequences=1)
         for name in ("positives", "negatives"):
             v = getattr(self, name)
             ok = len(v) >= 1 and all(x >= 1 for x in v) and all(a < b for a, b in zip(v, v[1:]))
             check_range(name, list(v), ok, "a non-empty, strictly increasing list of ints >= 1")
         check_range("paper_scale", self.paper_scale, 0 < self.paper_scale <= 1e3, "a float in (0, 1000]")
-        check_range("aligned_component", self.aligned_component, self.aligned_component >= 0, "an int >= 0")
         check_range("perturbed_component", self.perturbed_component,
                     self.perturbed_component >= 0 and self.perturbed_component != self.aligned_component,
                     f"an int >= 0 different from aligned_component ({self.aligned_component})")
-        check_range("n_kl_sequences", self.n_kl_sequences, self.n_kl_sequences >= 1, "an int >= 1")
 
 
 def align_stage_default() -> TrainConfig:
@@ -118,26 +121,22 @@ class ReboundClaims(ClaimsBase):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(ExperimentBase):
+class Config(PretrainedWorldExperiment):
     """The rebound protocol. ``align.max_steps`` and ``negative.max_steps`` are ignored: the step counts
     follow from the volumes (``align_epochs`` epochs; one pass over the largest negative volume)."""
 
     protocol: str = "rebound"
-    world: LMWorldConfig = field(default_factory=LMWorldConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
     data: ReboundData = field(default_factory=ReboundData)
-    pretrain: TrainConfig = field(default_factory=TrainConfig)
     align: TrainConfig = field(default_factory=align_stage_default)
     negative: TrainConfig = field(default_factory=negative_stage_default)
     align_epochs: int = 3
     equal_steps: bool = True
     kl_epsilon: float = 0.1
-    eval: EvalConfig = field(default_factory=lambda: EvalConfig(n_heldout=300))
     claims: ReboundClaims = field(default_factory=ReboundClaims)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_range("align_epochs", self.align_epochs, self.align_epochs >= 1, "an int >= 1")
+        check_at_least(self, align_epochs=1)
         check_range("kl_epsilon", self.kl_epsilon, math.isfinite(self.kl_epsilon) and self.kl_epsilon > 0,
                     "a finite float > 0 (nats per token)")
         for name in ("aligned_component", "perturbed_component"):
@@ -481,11 +480,10 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     """Run every seed (resumable: one part per seed), then write claims, CSV tables and figures."""
     from .. import paper_plots
 
-    t0, started = time.perf_counter(), utc_now()
-    out_dir = Path(out_dir)
-    setup_torch(config.pretrain.threads)  # once for the whole route: train() leaves the thread count alone
-    store = PartStore(out_dir, parts_key(config))
-    records = run_seeds(store, config.seed, config.n_seeds,
+    # threads once for the whole route: train() leaves the thread count alone
+    folder = RunFolder(config, out_dir, threads=config.pretrain.threads)
+    out_dir = folder.path
+    records = run_seeds(folder.store, config.seed, config.n_seeds,
                         lambda i, seed: run_seed(config, seed, progress=progress))
     claims, stats = rebound_claims(records, config)
     rows = []
@@ -519,5 +517,4 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     figures.append("fig_table3.png")
     extra = {"statistics": finite_or_none(stats), "n_parameters": records[0]["n_parameters"],
              "seed_wall_time_s": [r["wall_time_s"] for r in records]}
-    return write_summary(out_dir, config=config, claims=claims, figures=figures,
-                         tables={"points": "rebound_points.csv"}, started_at=started, t0=t0, extra=extra)
+    return folder.summary(claims, figures=figures, tables={"points": "rebound_points.csv"}, extra=extra)

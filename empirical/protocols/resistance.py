@@ -33,20 +33,18 @@ import numpy as np
 
 from tokentree.harness import (
     Claim,
-    PartStore,
+    check_at_least,
     check_range,
     finite_or_none,
     mean_ci,
     mean_ci_columns,
     run_seeds,
     sign_verdict,
-    utc_now,
     write_csv,
-    write_summary,
 )
 
-from ..config import EvalConfig, LMWorldConfig, ModelConfig, TrainConfig
-from ._common import ClaimsBase, ExperimentBase, ci_min_detectable_effect, parts_key, setup_torch
+from ..config import TrainConfig
+from ._common import ClaimsBase, PretrainedWorldData, PretrainedWorldExperiment, RunFolder, ci_min_detectable_effect
 
 __all__ = ["ResistanceData", "ResistanceClaims", "Config", "run", "run_seed", "sample_sequences", "resistance_claims",
            "PATH_METRICS"]
@@ -62,22 +60,20 @@ PATH_METRICS = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class ResistanceData:
-    """Volumes of the protocol, in sequences of the world."""
+class ResistanceData(PretrainedWorldData):
+    """Volumes of the protocol, in sequences of the world; ``n_pretrain`` and ``aligned_component``
+    as in :class:`PretrainedWorldData`."""
 
-    n_pretrain: int = 1000
     n_align: int = 960
     n_slices: int = 3
     n_samples: int = 400
-    aligned_component: int = 1
 
     def __post_init__(self) -> None:
-        check_range("n_pretrain", self.n_pretrain, self.n_pretrain >= 1, "an int >= 1 (sequences per component)")
+        super().__post_init__()
         check_range("n_slices", self.n_slices, 2 <= self.n_slices <= 10, "an int in [2, 10]")
         check_range("n_align", self.n_align, self.n_align >= self.n_slices,
                     f"an int >= n_slices ({self.n_slices})")
-        check_range("n_samples", self.n_samples, self.n_samples >= 1, "an int >= 1")
-        check_range("aligned_component", self.aligned_component, self.aligned_component >= 0, "an int >= 0")
+        check_at_least(self, n_samples=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,26 +88,21 @@ def _stage_default() -> TrainConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(ExperimentBase):
+class Config(PretrainedWorldExperiment):
     """The resistance protocol. ``align.max_steps`` and ``finetune.max_steps`` are ignored: step counts
     follow from the volumes (one epoch over the slices; ``finetune_epochs`` epochs over D_k)."""
 
     protocol: str = "resistance"
-    world: LMWorldConfig = field(default_factory=LMWorldConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
     data: ResistanceData = field(default_factory=ResistanceData)
-    pretrain: TrainConfig = field(default_factory=TrainConfig)
     align: TrainConfig = field(default_factory=_stage_default)
     finetune: TrainConfig = field(default_factory=_stage_default)
     finetune_epochs: int = 1
     sample_batch_size: int = 200
-    eval: EvalConfig = field(default_factory=lambda: EvalConfig(n_heldout=300))
     claims: ResistanceClaims = field(default_factory=ResistanceClaims)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_range("finetune_epochs", self.finetune_epochs, self.finetune_epochs >= 1, "an int >= 1")
-        check_range("sample_batch_size", self.sample_batch_size, self.sample_batch_size >= 1, "an int >= 1")
+        check_at_least(self, finetune_epochs=1, sample_batch_size=1)
         check_range("data.aligned_component", self.data.aligned_component,
                     self.data.aligned_component < self.world.n_components,
                     f"an int < world.n_components ({self.world.n_components})")
@@ -318,11 +309,10 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     """Run every seed (one resumable part per seed), then write claims, the CSV table and the figure."""
     from .. import paper_plots
 
-    t0, started = time.perf_counter(), utc_now()
-    out_dir = Path(out_dir)
-    setup_torch(config.pretrain.threads)  # once for the whole route: train() leaves the thread count alone
-    store = PartStore(out_dir, parts_key(config))
-    records = run_seeds(store, config.seed, config.n_seeds,
+    # threads once for the whole route: train() leaves the thread count alone
+    folder = RunFolder(config, out_dir, threads=config.pretrain.threads)
+    out_dir = folder.path
+    records = run_seeds(folder.store, config.seed, config.n_seeds,
                         lambda i, seed: finite_or_none(run_seed(config, seed, progress=progress)))
     claims, bands = resistance_claims(records, config)
     rows = [{"seed_index": i, **p} for i, r in enumerate(records) for p in r["paths"]]
@@ -330,5 +320,5 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     paper_plots.plot_resistance({"pairs": bands["pairs"], "raw": bands["raw"], "corrected": bands["entropy_corrected"],
                                  "kl": bands["kl_change"]}, out_dir / "fig_resistance.png")
     extra = {"bands": finite_or_none(bands), "seed_wall_time_s": [r["wall_time_s"] for r in records]}
-    return write_summary(out_dir, config=config, claims=claims, figures=["fig_resistance.png"],
-                         tables={"paths": "resistance_paths.csv"}, started_at=started, t0=t0, extra=extra)
+    return folder.summary(claims, figures=["fig_resistance.png"], tables={"paths": "resistance_paths.csv"},
+                          extra=extra)

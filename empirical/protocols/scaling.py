@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,21 +33,19 @@ import numpy as np
 from tokentree.errors import ConfigError
 from tokentree.harness import (
     Claim,
-    PartStore,
+    check_at_least,
     check_range,
     finite_or_none,
     ls_slope,
     mean_ci,
     seed_list,
     sign_verdict,
-    utc_now,
     write_csv,
-    write_summary,
 )
 
-from ..config import MODEL_SIZES, EvalConfig, LMWorldConfig, ModelConfig, TrainConfig
+from ..config import MODEL_SIZES, ModelConfig, TrainConfig
 from . import rebound
-from ._common import ClaimsBase, ExperimentBase, censored_columns, ci_min_detectable_effect, parts_key, setup_torch
+from ._common import ClaimsBase, PretrainedWorldExperiment, RunFolder, censored_columns, ci_min_detectable_effect
 
 __all__ = ["Config", "ScalingClaims", "run", "parse_size", "settings", "setting_statistics", "scaling_claims"]
 
@@ -82,25 +79,21 @@ def _data_default() -> rebound.ReboundData:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(ExperimentBase):
+class Config(PretrainedWorldExperiment):
     """The scaling protocol: rebound at every size (at ``center_volume``) and volume (at ``center_size``).
     ``data.n_pretrain`` and ``pretrain.max_steps`` are ignored: they follow from each volume."""
 
     protocol: str = "scaling"
-    world: LMWorldConfig = field(default_factory=LMWorldConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
     sizes: tuple[str, ...] = ("L1-E16-H2-I64", "L2-E40-H4-I160", "micro")
     volumes: tuple[int, ...] = (600, 6000, 60000)
     center_size: str = "L2-E40-H4-I160"
     center_volume: int = 60000
     pretrain_epochs: int = 1
     data: rebound.ReboundData = field(default_factory=_data_default)
-    pretrain: TrainConfig = field(default_factory=TrainConfig)
     align: TrainConfig = field(default_factory=rebound.align_stage_default)
     negative: TrainConfig = field(default_factory=rebound.negative_stage_default)
     align_epochs: int = 3
     kl_epsilon: float = 0.1
-    eval: EvalConfig = field(default_factory=lambda: EvalConfig(n_heldout=300))
     claims: ScalingClaims = field(default_factory=ScalingClaims)
 
     def __post_init__(self) -> None:
@@ -115,7 +108,7 @@ class Config(ExperimentBase):
         check_range("center_size", self.center_size, self.center_size in self.sizes, f"one of sizes {list(self.sizes)}")
         check_range("center_volume", self.center_volume, self.center_volume in self.volumes,
                     f"one of volumes {list(self.volumes)}")
-        check_range("pretrain_epochs", self.pretrain_epochs, self.pretrain_epochs >= 1, "an int >= 1")
+        check_at_least(self, pretrain_epochs=1)
         self.rebound_config(self.center_size, self.center_volume)   # validates the shared sections
 
     def rebound_config(self, size: str, volume: int) -> rebound.Config:
@@ -236,10 +229,9 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     """Every (setting, seed) as a resumable part, then claims 17a/17b, a CSV and two figures."""
     from .. import paper_plots
 
-    t0, started = time.perf_counter(), utc_now()
-    out_dir = Path(out_dir)
-    setup_torch(config.pretrain.threads)  # once for the whole route: train() leaves the thread count alone
-    store = PartStore(out_dir, parts_key(config))
+    # threads once for the whole route: train() leaves the thread count alone
+    folder = RunFolder(config, out_dir, threads=config.pretrain.threads)
+    out_dir, store = folder.path, folder.store
     seeds = seed_list(config.seed, config.n_seeds)
     records: dict[tuple[str, int], list[dict]] = {}
     for i, seed in enumerate(seeds):                 # seeds outermost: a partial run already has every setting
@@ -265,5 +257,5 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
                              lower_bounds=[max(config.data.negatives)] * len(config.volumes))
     extra = {"statistics": finite_or_none(bands),
              "setting_wall_time_s": {f"{s}@{v}": [r["wall_time_s"] for r in recs] for (s, v), recs in records.items()}}
-    return write_summary(out_dir, config=config, claims=claims, figures=["fig_scaling_size.png", "fig_scaling_volume.png"],
-                         tables={"settings": "scaling_settings.csv"}, started_at=started, t0=t0, extra=extra)
+    return folder.summary(claims, figures=["fig_scaling_size.png", "fig_scaling_volume.png"],
+                          tables={"settings": "scaling_settings.csv"}, extra=extra)

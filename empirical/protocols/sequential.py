@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +27,8 @@ import numpy as np
 from tokentree.errors import ConfigError
 from tokentree.harness import (
     Claim,
-    PartStore,
     band_verdict,
+    check_at_least,
     check_range,
     mean_ci,
     pyplot,
@@ -37,13 +36,11 @@ from tokentree.harness import (
     save_figure,
     seed_list,
     sign_verdict,
-    utc_now,
     write_csv,
-    write_summary,
 )
 
-from ..config import EvalConfig, LMWorldConfig, ModelConfig, TrainConfig
-from ._common import ClaimsBase, ExperimentBase, check_components, ci_min_detectable_effect, parts_key, setup_torch
+from ..config import TrainConfig
+from ._common import ClaimsBase, MixtureExperiment, RunFolder, ci_min_detectable_effect, setup_torch
 
 __all__ = ["Config", "SequentialClaims", "run", "evaluate", "sequential_claims"]
 
@@ -74,35 +71,30 @@ class SequentialClaims(ClaimsBase):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(ExperimentBase):
+class Config(MixtureExperiment):
+    """The sequential protocol (sections of :class:`MixtureExperiment`, plus the D_a sizes, the
+    perturbation stream's read points and the three training stages)."""
+
     protocol: str = "sequential"
     name: str = "sequential"
     n_seeds: int = 3
-    n_per_component: int = 1000
     alignment_sizes: tuple[int, ...] = (100, 1000)
     align_epochs: int = 3
     perturbation_sizes: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
     keep_optimizer: bool = False
-    workers: int = 1
-    aligned_component: int = 1
-    perturbed_component: int = 2
-    world: LMWorldConfig = field(default_factory=LMWorldConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=600))
     align: TrainConfig = field(default_factory=lambda: TrainConfig(
         learning_rate=1e-3, batch_size=32, warmup_steps=0, decay="constant", max_steps=0))
     perturb: TrainConfig = field(default_factory=lambda: TrainConfig(
         learning_rate=1e-3, batch_size=16, warmup_steps=0, decay="constant", max_steps=0))
-    eval: EvalConfig = field(default_factory=EvalConfig)
     claims: SequentialClaims = field(default_factory=SequentialClaims)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_range("n_per_component", self.n_per_component, self.n_per_component >= 1, "an int >= 1")
         a = self.alignment_sizes
         check_range("alignment_sizes", list(a), len(a) >= 1 and all(x >= 1 for x in a) and len(set(a)) == len(a),
                     "a non-empty list of distinct ints >= 1")
-        check_range("align_epochs", self.align_epochs, self.align_epochs >= 1, "an int >= 1")
+        check_at_least(self, align_epochs=1)
         ts, bs = self.perturbation_sizes, self.perturb.batch_size
         check_range("perturbation_sizes", list(ts), len(ts) >= 1 and list(ts) == sorted(set(ts)) and ts[0] >= 1,
                     "a non-empty increasing list of distinct ints >= 1")
@@ -113,8 +105,6 @@ class Config(ExperimentBase):
             raise ConfigError(f"perturb.decay must be 'constant' with perturb.warmup_steps = 0 (the stream is one "
                               f"pass read at several sizes); got decay={self.perturb.decay!r}, "
                               f"warmup_steps={self.perturb.warmup_steps}.")
-        check_components(self)
-        check_range("workers", self.workers, 1 <= self.workers <= 64, "an int in [1, 64] (parallel processes)")
 
     def align_steps(self, a: int) -> int:
         if self.align.max_steps > 0:
@@ -199,16 +189,14 @@ def _seed_unit(config: Config, j: int, progress: bool) -> dict:
 
 
 def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
-    t0, started = time.perf_counter(), utc_now()
-    out_dir = Path(out_dir)
-    setup_torch(config.pretrain.threads)  # also imports torch, so that the summary's env names the device
-    store = PartStore(out_dir, parts_key(config, seed_invariant=False))
+    folder = RunFolder(config, out_dir, threads=config.pretrain.threads, seed_invariant=False)
+    out_dir = folder.path
     d_p_size = config.n_per_component * config.world.n_components
     units = [(f"seed{j}", (config, j, progress and config.workers <= 1)) for j in range(config.n_seeds)]
     if progress:
         print(f"sequential: {config.n_seeds} seeds x {len(config.alignment_sizes)} alignment sizes, "
               f"{config.workers} worker(s)", flush=True)
-    parts = run_units(_seed_unit, units, store, workers=config.workers)
+    parts = run_units(_seed_unit, units, folder.store, workers=config.workers)
     results = {j: {a: parts[f"seed{j}"]["by_a"][str(a)] for a in config.alignment_sizes}
                for j in range(config.n_seeds)}
 
@@ -218,8 +206,7 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     figures = _plot(out_dir, config, results, hooke, d_p_size)
     extra = {"results": {"size_ratio_k": {str(a): d_p_size / a for a in config.alignment_sizes},
                          "hooke": hooke}}
-    return write_summary(out_dir, config=config, claims=claims, figures=figures, tables={"curves": "curves.csv"},
-                         started_at=started, t0=t0, extra=extra)
+    return folder.summary(claims, figures=figures, tables={"curves": "curves.csv"}, extra=extra)
 
 
 def _tables(config: Config, results, d_p_size: int) -> tuple[list[dict], dict]:
