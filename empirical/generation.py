@@ -172,29 +172,44 @@ def _shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, 
     return logits[:, :-1, :].float(), labels[:, 1:]
 
 
-def response_nll_nats(model, tokenizer, gens: Sequence[Generation], *, batch_size: int = 16,
-                      progress: bool = False, desc: str = "score") -> np.ndarray:
-    """Mean negative log-likelihood (nats/token) of each response given its prompt; NaN for empty responses."""
+def _per_response_mean(model, tokenizer, gens: Sequence[Generation], per_token, *, batch_size: int, progress: bool,
+                       desc: str, floor: float | None = None) -> np.ndarray:
+    """Per response, the mean over its positions of ``per_token(batch) -> (values, labels)``.
+
+    The one batching loop of :func:`response_nll_nats` and :func:`kl_to_reference_nats`: ``gens`` are
+    padded in batches of ``batch_size`` and moved to the model's device; ``values`` (batch, pos-1) are
+    averaged over the positions whose shifted label is a response token. Empty responses give NaN;
+    ``floor`` clips each mean from below.
+    """
     import torch
-    import torch.nn.functional as F
 
     model.eval()
     device = _model_device(model)
     out = np.full(len(gens), np.nan)
     with torch.no_grad(), _bar(len(gens), desc, progress) as bar:
         for start, batch in _batches(gens, batch_size, tokenizer.pad_token_id):
-            batch = {k: v.to(device) for k, v in batch.items()}
-            logits, labels = _shifted(model(input_ids=batch["input_ids"],
-                                            attention_mask=batch["attention_mask"]).logits, batch["labels"])
+            values, labels = per_token({k: v.to(device) for k, v in batch.items()})
             mask = labels != -100
-            nll = F.cross_entropy(logits.transpose(1, 2), labels.clamp(min=0), reduction="none")  # (batch, pos-1)
             counts = mask.sum(1)
-            per = (nll * mask).sum(1) / counts.clamp(min=1)
+            per = (values * mask).sum(1) / counts.clamp(min=1)
             for i in range(per.shape[0]):
                 if counts[i] > 0:
-                    out[start + i] = per[i].item()
+                    out[start + i] = per[i].item() if floor is None else max(per[i].item(), floor)
             bar.update(per.shape[0])
     return out
+
+
+def response_nll_nats(model, tokenizer, gens: Sequence[Generation], *, batch_size: int = 16,
+                      progress: bool = False, desc: str = "score") -> np.ndarray:
+    """Mean negative log-likelihood (nats/token) of each response given its prompt; NaN for empty responses."""
+    import torch.nn.functional as F
+
+    def nll(batch):
+        logits, labels = _shifted(model(input_ids=batch["input_ids"],
+                                        attention_mask=batch["attention_mask"]).logits, batch["labels"])
+        return F.cross_entropy(logits.transpose(1, 2), labels.clamp(min=0), reduction="none"), labels  # (batch, pos-1)
+
+    return _per_response_mean(model, tokenizer, gens, nll, batch_size=batch_size, progress=progress, desc=desc)
 
 
 @contextlib.contextmanager
@@ -214,31 +229,20 @@ def kl_to_reference_nats(model, tokenizer, gens: Sequence[Generation], reference
 
     ``reference=None`` uses ``model`` with its LoRA adapters disabled. Empty responses give NaN.
     """
-    import torch
     import torch.nn.functional as F
 
-    model.eval()
-    device = _model_device(model)
-    out = np.full(len(gens), np.nan)
-    with torch.no_grad(), _bar(len(gens), desc, progress) as bar:
-        for start, batch in _batches(gens, batch_size, tokenizer.pad_token_id):
-            batch = {k: v.to(device) for k, v in batch.items()}
-            inputs = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            logits, labels = _shifted(model(**inputs).logits, batch["labels"])
-            if reference is None:
-                with base_model_context(model):
-                    ref_logits = model(**inputs).logits
-            else:
-                ref_logits = reference(**inputs).logits
-            ref_logits = ref_logits[:, :-1, :].float()
-            logp = F.log_softmax(logits, dim=-1)
-            logq = F.log_softmax(ref_logits, dim=-1)
-            kl = (logp.exp() * (logp - logq)).sum(-1)  # (batch, pos-1)
-            mask = labels != -100
-            counts = mask.sum(1)
-            per = (kl * mask).sum(1) / counts.clamp(min=1)
-            for i in range(per.shape[0]):
-                if counts[i] > 0:
-                    out[start + i] = max(per[i].item(), 0.0)
-            bar.update(per.shape[0])
-    return out
+    def kl(batch):
+        inputs = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        logits, labels = _shifted(model(**inputs).logits, batch["labels"])
+        if reference is None:
+            with base_model_context(model):
+                ref_logits = model(**inputs).logits
+        else:
+            ref_logits = reference(**inputs).logits
+        ref_logits = ref_logits[:, :-1, :].float()
+        logp = F.log_softmax(logits, dim=-1)
+        logq = F.log_softmax(ref_logits, dim=-1)
+        return (logp.exp() * (logp - logq)).sum(-1), labels  # (batch, pos-1)
+
+    return _per_response_mean(model, tokenizer, gens, kl, batch_size=batch_size, progress=progress, desc=desc,
+                              floor=0.0)
