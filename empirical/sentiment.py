@@ -21,7 +21,7 @@ import json
 import re
 import time
 from dataclasses import asdict, dataclass
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -260,7 +260,30 @@ def imdb_sentiment_classifier(train: Sequence, test: Sequence, config: Sentiment
     return model, report
 
 
-class HFSequenceClassifierScorer:
+class _HFScorer:
+    """What the Hugging Face judges share: texts scored in batches of ``batch_size``, truncated to
+    ``max_length`` tokens; a subclass turns a batch's fp32 logits into its scores (:meth:`_from_logits`)."""
+
+    tokenizer: Any
+    model: Any
+    device: str
+    batch_size: int
+    max_length: int
+
+    def _from_logits(self, logits: torch.Tensor) -> np.ndarray:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            enc = self.tokenizer(list(texts[start:start + self.batch_size]), return_tensors="pt", padding=True,
+                                 truncation=True, max_length=self.max_length).to(self.device)
+            out.append(self._from_logits(self.model(**enc).logits.float()))
+        return np.concatenate(out) if out else np.zeros(0)
+
+
+class HFSequenceClassifierScorer(_HFScorer):
     """A Hugging Face sequence classifier as a sentiment judge (e.g. ``siebert/sentiment-roberta-large-english``).
 
     ``positive_label`` names the label whose softmax probability is returned (matched against
@@ -292,18 +315,11 @@ class HFSequenceClassifierScorer:
         self.positive_index = labels[positive_label.lower()]
         self.device, self.batch_size, self.max_length = device, batch_size, max_length
 
-    @torch.no_grad()
-    def scores(self, texts: Sequence[str]) -> np.ndarray:
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            enc = self.tokenizer(list(texts[start:start + self.batch_size]), return_tensors="pt", padding=True,
-                                 truncation=True, max_length=self.max_length).to(self.device)
-            probs = torch.softmax(self.model(**enc).logits.float(), dim=-1)
-            out.append(probs[:, self.positive_index].cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0)
+    def _from_logits(self, logits: torch.Tensor) -> np.ndarray:
+        return torch.softmax(logits, dim=-1)[:, self.positive_index].cpu().numpy()
 
 
-class HFRewardScorer:
+class HFRewardScorer(_HFScorer):
     """A one-output Hugging Face scoring head (a reward or cost model) on ``prompt + response`` texts.
 
     ``sign=-1`` turns a cost into a safety score (the paper's "Average Safe Score", digest §4.2,
@@ -335,11 +351,5 @@ class HFRewardScorer:
         self.model.to(device).eval()
         self.sign, self.device, self.batch_size, self.max_length = sign, device, batch_size, max_length
 
-    @torch.no_grad()
-    def scores(self, texts: Sequence[str]) -> np.ndarray:
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            enc = self.tokenizer(list(texts[start:start + self.batch_size]), return_tensors="pt", padding=True,
-                                 truncation=True, max_length=self.max_length).to(self.device)
-            out.append(self.sign * self.model(**enc).logits[:, 0].float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0)
+    def _from_logits(self, logits: torch.Tensor) -> np.ndarray:
+        return self.sign * logits[:, 0].cpu().numpy()
