@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tokentree.errors import ConfigError
-from tokentree.harness import check_range
+from tokentree.harness import check_at_least, check_range
 
 __all__ = [
     "MODEL_SIZES",
@@ -41,6 +41,14 @@ MODEL_SIZES: dict[str, tuple[int, int, int, int]] = {
     "base": (12, 768, 12, 3072),
     "medium": (24, 1024, 16, 4096),
 }
+
+
+def _from_size(name: str, column: int) -> property:
+    """A read-only property: field ``name`` where it is positive, else column ``column`` of the named size."""
+    def resolved(self) -> int:
+        return getattr(self, name) or MODEL_SIZES[self.size][column]
+
+    return property(resolved, doc=f"``{name}``, or the named size's value where it is 0.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,21 +82,10 @@ class ModelConfig:
         if self.pretrained is not None and not self.pretrained.strip():
             raise ConfigError("pretrained must be a local path or hub id (or absent); got ''.")
 
-    @property
-    def n_layer_resolved(self) -> int:
-        return self.n_layer or MODEL_SIZES[self.size][0]
-
-    @property
-    def n_embd_resolved(self) -> int:
-        return self.n_embd or MODEL_SIZES[self.size][1]
-
-    @property
-    def n_head_resolved(self) -> int:
-        return self.n_head or MODEL_SIZES[self.size][2]
-
-    @property
-    def n_inner_resolved(self) -> int:
-        return self.n_inner or MODEL_SIZES[self.size][3]
+    n_layer_resolved = _from_size("n_layer", 0)
+    n_embd_resolved = _from_size("n_embd", 1)
+    n_head_resolved = _from_size("n_head", 2)
+    n_inner_resolved = _from_size("n_inner", 3)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,14 +119,12 @@ class LMWorldConfig:
         check_range("content", self.content, self.content in ("markov", "pareto"), "'markov' or 'pareto'")
         check_range("zipf_exponent", self.zipf_exponent,
                     math.isfinite(self.zipf_exponent) and self.zipf_exponent >= 0, "a finite float >= 0")
-        check_range("min_length", self.min_length, self.min_length >= 1, "an int >= 1")
+        check_at_least(self, min_length=1, n_leaves=1, seed=0)
         check_range("max_length", self.max_length, self.max_length >= self.min_length,
                     f"an int >= min_length ({self.min_length})")
         check_range("max_length", self.max_length, self.max_length <= 4096, "an int <= 4096")
-        check_range("n_leaves", self.n_leaves, self.n_leaves >= 1, "an int >= 1")
         check_range("pareto_alpha", self.pareto_alpha,
                     math.isfinite(self.pareto_alpha) and self.pareto_alpha > 0, "a finite float > 0")
-        check_range("seed", self.seed, self.seed >= 0, "an int >= 0")
 
     @property
     def vocab_size(self) -> int:
@@ -176,13 +171,10 @@ class TrainConfig:
             check_range(f"betas[{i}]", b, 0.0 <= b < 1.0, "a float in [0, 1)")
         check_range("eps", self.eps, self.eps > 0, "a float > 0")
         check_range("weight_decay", self.weight_decay, self.weight_decay >= 0, "a float >= 0")
-        check_range("batch_size", self.batch_size, self.batch_size >= 1, "an int >= 1")
-        check_range("grad_accum", self.grad_accum, self.grad_accum >= 1, "an int >= 1")
-        check_range("warmup_steps", self.warmup_steps, self.warmup_steps >= 0, "an int >= 0")
+        check_at_least(self, batch_size=1, grad_accum=1, warmup_steps=0, max_steps=0)
         check_range("decay", self.decay, self.decay in ("cosine", "linear", "constant"),
                     "'cosine', 'linear' or 'constant'")
         check_range("min_lr_ratio", self.min_lr_ratio, 0.0 <= self.min_lr_ratio <= 1.0, "a float in [0, 1]")
-        check_range("max_steps", self.max_steps, self.max_steps >= 0, "an int >= 0")
         check_range("grad_clip", self.grad_clip, self.grad_clip >= 0, "a float >= 0 (0 disables clipping)")
         check_range("precision", self.precision, self.precision in ("auto", "fp32", "bf16"),
                     "'auto', 'fp32' or 'bf16'")
@@ -206,8 +198,7 @@ class EvalConfig:
     batch_size: int = 256
 
     def __post_init__(self) -> None:
-        check_range("n_heldout", self.n_heldout, self.n_heldout >= 1, "an int >= 1")
-        check_range("batch_size", self.batch_size, self.batch_size >= 1, "an int >= 1")
+        check_at_least(self, n_heldout=1, batch_size=1)
 
 
 def resolve_device(device: str) -> str:
