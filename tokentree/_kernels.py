@@ -7,6 +7,10 @@ detects an impossible state returns a sentinel (a code and an index) and the wra
 Tree arrays follow :class:`tokentree.TokenTree`: nodes in breadth-first order, node 0 the root
 (``parent[0] = token[0] = -1``, ``depth[0] = 1``), children of a node contiguous and sorted by
 token, ``child_start = 1 + exclusive cumsum(child_count)``.
+
+One entry is a plain function around kernels: :func:`huffman_lengths` sorts with numpy (its SIMD
+sort is 10x numba's) and hands the sorted masses to :func:`huffman_leaf_counts` and
+:func:`huffman_assign`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ __all__ = [
     "align_nodes",
     "union_nodes",
     "huffman_lengths",
+    "huffman_leaf_counts",
+    "huffman_assign",
     "fill_paths",
     "find_prefix",
     "mix_masses",
@@ -400,71 +406,118 @@ def mix_masses(out, values, mapping, weight):
 
 
 @njit(cache=True)
-def _stable_argsort(x):
-    """argsort by (value, index): an unstable quicksort, then each run of equal values sorted by index."""
-    order = np.argsort(x)
-    n = x.shape[0]
-    a = 0
-    while a < n:
-        b = a + 1
-        va = x[order[a]]
-        while b < n and x[order[b]] == va:
-            b += 1
-        if b - a > 1:
-            if b - a <= 16:
-                for i in range(a + 1, b):
-                    o = order[i]
-                    j = i - 1
-                    while j >= a and order[j] > o:
-                        order[j + 1] = order[j]
-                        j -= 1
-                    order[j + 1] = o
-            else:
-                order[a:b] = np.sort(order[a:b])
-        a = b
-    return order
+def huffman_leaf_counts(s, w, depth):
+    """Leaves per depth of the Huffman tree of the ascending masses ``s`` (n >= 2), by the two-queue method.
 
-
-@njit(cache=True)
-def _pop_smallest(w_leaf, w_int, il, ii, k):
-    """Pop the smaller key of the two Huffman queues, leaves ``w_leaf[il:]`` and internal nodes
-    ``w_int[ii:k]`` (a leaf on a tie): (item, weight, il, ii) with the popped queue advanced."""
-    n = w_leaf.shape[0]
-    if il < n and (ii >= k or w_leaf[il] <= w_int[ii]):
-        return il, w_leaf[il], il + 1, ii
-    return n + ii, w_int[ii], il, ii + 1
-
-
-@njit(cache=True)
-def huffman_lengths(masses):
-    """Huffman code lengths, by the two-queue method after a stable sort (O(n log n) for the sort, O(n) after).
-
-    Deterministic tie-breaking: every item has the key (weight, rank); leaves have rank = symbol
-    index (0..n-1), internal nodes n, n+1, ... in creation order, and the two items with the
-    smallest keys merge next (first popped + second popped). So on equal weights a leaf merges
-    before an internal node and lower indices merge first: exactly heapq with (weight, rank) keys.
-    Precondition: n >= 2, masses finite and non-negative.
+    ``w`` (n-1 floats) and ``depth`` (n-1 ints) are workspaces: the internal nodes' weights, and first
+    their parents, then (in place, root first) their depths. On a tie a leaf is taken before an
+    internal node. Returns ``leaves[d]``, the number of leaves at depth d (index 0 unused).
     """
-    n = masses.shape[0]
-    order = _stable_argsort(masses)
-    w_leaf = masses[order]
-    w_int = np.empty(n - 1, dtype=np.float64)
-    up = np.empty(2 * n - 1, dtype=np.int64)  # parent of each node: leaves 0..n-1 (sorted), internal n..
+    n = s.shape[0]
     il = 0
     ii = 0
     for k in range(n - 1):
-        x, wx, il, ii = _pop_smallest(w_leaf, w_int, il, ii, k)
-        y, wy, il, ii = _pop_smallest(w_leaf, w_int, il, ii, k)
-        w_int[k] = wx + wy
-        up[x] = n + k
-        up[y] = n + k
-    dep = np.empty(2 * n - 1, dtype=np.int64)
-    dep[2 * n - 2] = 0
-    for v in range(2 * n - 3, -1, -1):
-        dep[v] = dep[up[v]] + 1
+        if il < n and (ii >= k or s[il] <= w[ii]):
+            a = s[il]
+            il += 1
+        else:
+            a = w[ii]
+            depth[ii] = k
+            ii += 1
+        if il < n and (ii >= k or s[il] <= w[ii]):
+            b = s[il]
+            il += 1
+        else:
+            b = w[ii]
+            depth[ii] = k
+            ii += 1
+        w[k] = a + b
+    depth[n - 2] = 0  # the root; every other parent has a higher index than its child
+    for k in range(n - 3, -1, -1):
+        depth[k] = depth[depth[k]] + 1
+    max_depth = depth[0] + 1  # internal depths do not increase with creation order
+    internal = np.zeros(max_depth + 1, dtype=np.int64)
+    for k in range(n - 1):
+        internal[depth[k]] += 1
+    leaves = np.zeros(max_depth + 1, dtype=np.int64)
+    for d in range(1, max_depth + 1):
+        leaves[d] = 2 * internal[d - 1] - internal[d]
+    return leaves
+
+
+@njit(cache=True)
+def huffman_assign(masses, s, leaves, out):
+    """out[i] = code length of symbol i, from the ascending masses ``s`` and the leaves per depth.
+
+    Sorted leaves take the depths deepest first (a leaf taken earlier hangs below an internal node
+    created earlier, which is no shallower), so a mass strictly inside one depth's range of values
+    has that depth. A value whose run of equal masses crosses a depth boundary gives its copies the
+    depths of the run's positions in index order (the stable sort's order): lower index, deeper.
+    """
+    n = masses.shape[0]
+    max_depth = leaves.shape[0] - 1
+    n_seg = 0
+    for d in range(max_depth, 0, -1):
+        if leaves[d] > 0:
+            n_seg += 1
+    start = np.empty(n_seg + 1, dtype=np.int64)  # segment k: sorted positions start[k]..start[k+1]-1
+    seg_depth = np.empty(n_seg, dtype=np.int64)
+    hi = np.empty(n_seg, dtype=np.float64)  # largest mass of segment k
+    k = 0
+    pos = 0
+    for d in range(max_depth, 0, -1):
+        if leaves[d] > 0:
+            start[k] = pos
+            seg_depth[k] = d
+            pos += leaves[d]
+            hi[k] = s[pos - 1]
+            k += 1
+    start[n_seg] = n
+    split = np.zeros(n_seg, dtype=np.bool_)  # segment k's largest mass continues into segment k+1
+    first = np.zeros(n_seg, dtype=np.int64)  # sorted position of the first copy of that mass
+    seen = np.zeros(n_seg, dtype=np.int64)
+    for k in range(n_seg - 1):
+        if s[start[k + 1]] == hi[k]:
+            split[k] = True
+            first[k] = np.searchsorted(s[:start[k + 1]], hi[k])
+    size = 1
+    while size < n_seg:
+        size *= 2
+    bound = np.full(size, np.inf)  # hi padded to a power of two; the last segment takes everything above
+    bound[:n_seg - 1] = hi[:n_seg - 1]
+    for i in range(n):
+        v = masses[i]
+        k = 0
+        step = size // 2
+        while step > 0:  # first segment whose largest mass is >= v
+            if bound[k + step - 1] < v:
+                k += step
+            step //= 2
+        if split[k] and v == hi[k]:
+            p = first[k] + seen[k]
+            seen[k] += 1
+            out[i] = seg_depth[np.searchsorted(start, p, side="right") - 1]
+        else:
+            out[i] = seg_depth[k]
+
+
+def huffman_lengths(masses):
+    """Huffman code lengths (int64) of ``masses`` (n >= 2, finite, non-negative); exactly heapq's (weight, rank).
+
+    Deterministic tie-breaking: every item has the key (weight, rank); leaves have rank = symbol
+    index (0..n-1), internal nodes n, n+1, ... in creation order, and the two items with the
+    smallest keys merge next. So on equal weights a leaf merges before an internal node and lower
+    indices merge first: exactly heapq with (weight, rank) keys (and the two-queue method after a
+    stable argsort, which this equals). The one entry here that is not a numba function: it sorts
+    the masses with numpy's (SIMD) sort, which no numba sort matches, and needs no argsort at all:
+    the tree depends on the sorted values only (:func:`huffman_leaf_counts`), and each symbol's
+    length follows from its mass (:func:`huffman_assign`). O(n log n) for the sort, O(n) after.
+    """
+    s = np.sort(masses)
+    n = s.shape[0]
+    leaves = huffman_leaf_counts(s, np.empty(n - 1, dtype=np.float64), np.empty(n - 1, dtype=np.int64))
     out = np.empty(n, dtype=np.int64)
-    for j in range(n):
-        out[order[j]] = dep[j]
+    huffman_assign(masses, s, leaves, out)
     return out
 
 

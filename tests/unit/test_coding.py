@@ -34,6 +34,26 @@ def test_huffman_ties_merge_a_symbol_before_an_internal_node_of_equal_weight():
     assert math.isclose(tt.expected_code_length(p, [3, 3, 2, 1]), tt.expected_code_length(p))
 
 
+def test_huffman_runs_of_equal_masses_across_two_code_lengths_follow_index_order():
+    # the kernel reads each symbol's length off its mass; a run of equal masses that straddles two
+    # lengths is the one place where the index order decides (lower index, longer code)
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        n = int(rng.integers(2, 40))
+        w = rng.integers(1, 4, n).astype(float) * rng.choice([1.0, 0.5, 3.0], n)
+        p = w / w.sum()
+        assert huffman_code_lengths(p).tolist() == _reference.huffman_lengths(p.tolist())
+
+
+def test_huffman_deep_trees_beyond_64_levels():
+    p = 2.0 ** -np.arange(1, 300, dtype=float)
+    p[-1] *= 2                                        # dyadic: lengths 1, 2, ..., 298, 298
+    lengths = huffman_code_lengths(p)
+    assert lengths.tolist() == list(range(1, 299)) + [298]
+    q = p[::-1].copy()                                # the same masses in reverse index order
+    assert huffman_code_lengths(q).tolist() == _reference.huffman_lengths(q.tolist())
+
+
 def test_huffman_one_symbol_has_length_zero_unless_min_length():
     assert huffman_code_lengths([1.0]).tolist() == [0]
     assert huffman_code_lengths([1.0], min_length=1).tolist() == [1]
@@ -111,8 +131,10 @@ def test_huffman_matches_heapq_to_1e9_at_a_million_symbols():
     rng = np.random.default_rng(1)
     for w in (rng.random(10**6), rng.integers(1, 5, 10**6).astype(float), np.r_[1e9, rng.random(10**6 - 1)]):
         p = w / w.sum()
-        got = tt.expected_code_length(p)
-        ref = float(np.dot(p, _reference.huffman_lengths(p.tolist())))
+        lengths, ref_lengths = huffman_code_lengths(p), np.array(_reference.huffman_lengths(p.tolist()))
+        assert np.array_equal(lengths, ref_lengths)   # the same code, not only the same E[L]
+        got = tt.expected_code_length(p, lengths)
+        ref = float(np.dot(p, ref_lengths))
         assert abs(got - ref) <= 1e-9
         h = tt.entropy_bits(p)
         assert h <= got < h + 1
