@@ -6,8 +6,13 @@ is :mod:`empirical.offline_models`; this module loads what it found and trains i
 * :func:`load_causal_lm` (a model and a tokenizer that always has a pad token);
 * :func:`add_lora` (peft), :func:`reset_lora` and :class:`Snapshot` (save and restore the trainable
   weights), so that one loaded base model serves every arm of a protocol;
+* :func:`sft_pairs`: ``(prompt, response)`` texts to token-id pairs, EOS appended to each response;
 * :func:`finetune`: supervised fine-tuning on ``(prompt_ids, response_ids)`` pairs with the project's
-  one training loop (:mod:`empirical.train`);
+  one training loop (:mod:`empirical.train`); the loss is on response tokens only (prompt tokens masked);
+
+The defaults are those of the paper's code (a safe-rlhf-style DeepSpeed SFT pipeline): full
+fine-tuning, learning rate 1e-5, constant, no warm-up, one epoch, AdamW betas (0.9, 0.95), weight
+decay 0, prompt tokens masked, EOS appended. LoRA (``method = "lora"``) is an option.
 * the ``[model]`` and ``[finetune]`` tables of the real-model protocols (:class:`PretrainedConfig`,
   :class:`FinetuneConfig`) and :func:`prepare_model`.
 
@@ -36,7 +41,9 @@ __all__ = [
     "trainable_parameter_count",
     "reset_lora",
     "pair_batches",
+    "sft_pairs",
     "finetune",
+    "finetune_kwargs",
     "PretrainedConfig",
     "FinetuneConfig",
     "PreparedModel",
@@ -167,6 +174,12 @@ def reset_lora(model, seed: int) -> None:
         raise InvalidInputError("model must carry LoRA adapters (see add_lora); none were found.")
 
 
+def finetune_kwargs(ft: "FinetuneConfig") -> dict:
+    """The keyword arguments of :func:`finetune` that a ``[finetune]`` table fixes."""
+    return {"learning_rate": ft.learning_rate, "batch_size": ft.batch_size, "max_length": ft.max_length,
+            "betas": ft.betas, "weight_decay": ft.weight_decay, "grad_clip": ft.grad_clip}
+
+
 def pair_batches(pairs, pad_id: int, *, batch_size: int, max_length: int, epochs: int = 1, seed: int = 0,
                  shuffle: bool = True):
     """Micro-batches (dicts of input_ids / attention_mask / labels) over ``(prompt_ids, response_ids)`` pairs.
@@ -188,12 +201,37 @@ def pair_batches(pairs, pad_id: int, *, batch_size: int, max_length: int, epochs
             yield pad_batch([pairs[i] for i in order[start:start + batch_size]], pad_id, max_length=max_length)
 
 
+def sft_pairs(tokenizer, records, max_length: int, *, append_eos: bool = True) -> list[tuple[tuple[int, ...], ...]]:
+    """``(prompt, response)`` texts to ``(prompt_ids, response_ids)``, as the paper's SFT code builds them.
+
+    The EOS token is appended to each response (``append_eos``), then the pair is cut to
+    ``max_length`` tokens from the right (so a response longer than the room left loses its tail and
+    its EOS, as in the paper's pipeline); a prompt alone longer than ``max_length`` keeps one
+    response token. An empty prompt makes a plain text, scored on every token after the first.
+    """
+    if not (isinstance(max_length, int) and max_length >= 2):
+        raise InvalidInputError(f"max_length must be an int >= 2; got {max_length!r}.")
+    eos = tokenizer.eos_token_id
+    if append_eos and eos is None:
+        raise InvalidInputError("append_eos needs a tokenizer with an EOS token; this one has none.")
+    out = []
+    for prompt, response in records:
+        p = list(tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else []
+        r = list(tokenizer(response, add_special_tokens=False)["input_ids"]) + ([eos] if append_eos else [])
+        p = p[: max_length - 1]
+        out.append((tuple(p), tuple(r[: max(1, max_length - len(p))])))
+    return out
+
+
 def finetune(model, pairs, *, learning_rate: float, batch_size: int, max_length: int, epochs: int = 1,
              seed: int = 0, shuffle: bool = True, precision: str = "fp32", optimizer=None, progress: bool = True,
-             desc: str = "fine-tune"):
+             desc: str = "fine-tune", betas: tuple[float, float] = (0.9, 0.95), weight_decay: float = 0.0,
+             grad_clip: float = 1.0):
     """Supervised fine-tuning of ``model`` on ``pairs`` with the project's one training loop.
 
-    A constant learning rate, no warm-up, one optimizer step per micro-batch, ``epochs`` passes.
+    A constant learning rate, no warm-up, one optimizer step per micro-batch, ``epochs`` passes;
+    AdamW with ``betas`` and ``weight_decay`` (the paper's code: (0.9, 0.95) and 0). The loss is the
+    mean NLL of the response tokens: prompt tokens are labelled -100 (:func:`pair_batches`).
     Pass ``optimizer=log.optimizer`` of a previous call to continue a stream with AdamW's moments
     kept (a streamed run read at several data volumes equals separate runs on nested prefixes).
     Returns the :class:`empirical.train.TrainLog`.
@@ -207,8 +245,8 @@ def finetune(model, pairs, *, learning_rate: float, batch_size: int, max_length:
     dev = next(model.parameters()).device
     device = "cpu" if dev.type == "cpu" else f"cuda:{dev.index or 0}"
     cfg = TrainConfig(learning_rate=learning_rate, batch_size=batch_size, warmup_steps=0, decay="constant",
-                      max_steps=n_steps, grad_clip=1.0, precision=precision, device=device,
-                      weight_decay=0.0)
+                      max_steps=n_steps, grad_clip=grad_clip, precision=precision, device=device,
+                      weight_decay=weight_decay, betas=tuple(betas))
     batches = pair_batches(pairs, model.config.pad_token_id if getattr(model.config, "pad_token_id", None)
                            is not None else 0, batch_size=batch_size, max_length=max_length, epochs=epochs,
                            seed=seed, shuffle=shuffle)
@@ -219,16 +257,16 @@ def finetune(model, pairs, *, learning_rate: float, batch_size: int, max_length:
 class PretrainedConfig:
     """The ``[model]`` table of the real-model protocols.
 
-    ``name``: an offline alias, a local folder or a hub id (see
-    :func:`~empirical.offline_models.locate_model`). ``method``: ``"lora"`` (peft adapters on the
-    attention and MLP projections; the base stays frozen and serves as the KL reference) or
-    ``"full"`` (every weight; a second frozen copy is the reference). ``precision``: autocast for
+    ``name``: an offline alias (``"smollm2-135m"``, ``"gemma-3-270m"``), a local folder or a hub id
+    (see :func:`~empirical.offline_models.locate_model`). ``method``: ``"full"`` (the default, as the
+    paper's code: every weight; a second frozen copy is the reference) or ``"lora"`` (peft adapters
+    on the attention and MLP projections; the base stays frozen and serves as the KL reference). ``precision``: autocast for
     training (``"bf16"`` helps only on CPUs with AMX or on GPUs). ``threads`` = 0 leaves torch's
     default (the protocols pin it with :func:`empirical.protocols._common.setup_torch`).
     """
 
     name: str = "smollm2-135m"
-    method: str = "lora"
+    method: str = "full"
     lora_r: int = 16
     lora_alpha: float = 32.0
     precision: str = "fp32"
@@ -256,15 +294,24 @@ class FinetuneConfig:
     positive stage (its negative stream is always read once) and real_resistance's forward and
     inverse paths (its SFT slices are always one epoch). ``max_length``: tokens per training example.
 
+    The defaults are the paper's code's: learning rate 1e-5 (constant, no warm-up), AdamW
+    ``betas`` (0.9, 0.95), ``weight_decay`` 0, one epoch, EOS appended to every response
+    (``append_eos``), prompt tokens masked (always). ``grad_clip``: the global gradient-norm clip
+    (1.0, DeepSpeed's and transformers' default; 0 disables it).
+
     ``positive_epochs`` is real_rebound's old name of ``epochs``. It is still read for one release,
     with a ``FutureWarning`` (shown on stderr) that names the new key, and stored as ``epochs``;
     setting both to different values is an error.
     """
 
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-5
     batch_size: int = 8
     max_length: int = 48
     epochs: int = 1
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    append_eos: bool = True
     positive_epochs: int | None = None  # deprecated alias of epochs; removed in the next release
 
     def __post_init__(self) -> None:
@@ -272,6 +319,13 @@ class FinetuneConfig:
         check_range("batch_size", self.batch_size, self.batch_size >= 1, "an int >= 1")
         check_range("max_length", self.max_length, self.max_length >= 4, "an int >= 4 (tokens)")
         check_range("epochs", self.epochs, self.epochs >= 1, "an int >= 1")
+        betas = tuple(self.betas)
+        check_range("betas", list(betas), len(betas) == 2 and all(0 <= b < 1 for b in betas),
+                    "two floats in [0, 1) (AdamW's beta1, beta2)")
+        object.__setattr__(self, "betas", betas)
+        check_range("weight_decay", self.weight_decay, self.weight_decay >= 0, "a float >= 0")
+        check_range("grad_clip", self.grad_clip, self.grad_clip >= 0, "a float >= 0 (0 disables clipping)")
+        check_range("append_eos", self.append_eos, isinstance(self.append_eos, bool), "true or false")
         if self.positive_epochs is not None:
             check_range("positive_epochs", self.positive_epochs, self.positive_epochs >= 1,
                         "an int >= 1 (deprecated: write epochs instead)")

