@@ -26,8 +26,12 @@ sync per step, not one per micro-batch.
 Stages: pass ``optimizer=log.optimizer`` of a previous stage to keep AdamW's moments between stages,
 or nothing for a fresh optimizer.
 
-Multi-GPU: pass an ``accelerate.Accelerator`` (launch with ``accelerate launch``); the token count is
-summed over processes and the loss scaled so that DDP's gradient mean equals the global token mean.
+Multi-process (several GPUs, or CPU processes): pass an ``accelerate.Accelerator`` and give each process
+its share of every global batch (:func:`shard_batches`); launch with ``accelerate launch``. The token
+count is summed over processes and the loss scaled so that DDP's gradient mean equals the global
+token mean; gradients are all-reduced once per step (``no_sync`` on the other micro-batches); the log
+holds the global loss and token count; one process writes the checkpoints. Two CPU processes give
+the loss curve and weights of one process on the same global batches (tests/empirical/test_accelerate.py).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +54,7 @@ from .config import TrainConfig, resolve_device, resolve_precision, torch_dtype
 from .packing import model_inputs
 
 __all__ = ["TrainLog", "train", "make_optimizer", "lr_multiplier", "token_nll_sum", "accumulate_gradients",
-           "autocast_context", "CHECKPOINT_NAME"]
+           "autocast_context", "shard_batches", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -154,20 +158,41 @@ def accumulate_gradients(model: torch.nn.Module, micro_batches: list[dict], *, d
     if n_tokens_global == 0:
         raise InvalidInputError("micro_batches must predict at least one token (labels != -100); got none.")
     total_nll = None
-    for b in micro_batches:
+    for i, b in enumerate(micro_batches):
         b = _to(b, device)
         with autocast_context(device, precision):
             nll, _ = token_nll_sum(model, b)
         loss = nll * (scale / n_tokens_global)
         if accelerator is not None:
-            accelerator.backward(loss)
+            # DDP all-reduces the gradients once, after the step's last micro-batch
+            sync = i == len(micro_batches) - 1 or accelerator.num_processes == 1
+            with nullcontext() if sync else accelerator.no_sync(model):
+                accelerator.backward(loss)
         else:
             loss.backward()
         total_nll = nll.detach().double() if total_nll is None else total_nll + nll.detach().double()
     return float(total_nll), n_tokens  # one device sync per step, not one per micro-batch
 
 
-def _save_checkpoint(path: Path, model, optimizer, step: int, log: TrainLog) -> None:
+def shard_batches(batches: Iterable[dict], rank: int, world_size: int) -> Iterator[dict]:
+    """Process ``rank``'s share of every global batch: rows ``rank::world_size`` (multi-process training:
+    each process of ``accelerate launch`` passes ``shard_batches(stream, acc.process_index,
+    acc.num_processes)`` to :func:`train`, so the processes together take each global batch once)."""
+    if not (0 <= rank < world_size):
+        raise InvalidInputError(f"rank must be in [0, world_size={world_size}); got {rank!r}.")
+    for batch in batches:
+        if len(batch["input_ids"]) < world_size:
+            raise InvalidInputError(f"batches must hold at least world_size={world_size} rows to shard; got "
+                                    f"{len(batch['input_ids'])}.")
+        yield {k: (v[rank::world_size] if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+def _save_checkpoint(path: Path, model, optimizer, step: int, log: TrainLog, accelerator=None) -> None:
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+        if not accelerator.is_main_process:  # one writer; every process has the same weights
+            return
+        model = accelerator.unwrap_model(model)
     state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "log": log.to_dict(), "torch_rng": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -177,9 +202,9 @@ def _save_checkpoint(path: Path, model, optimizer, step: int, log: TrainLog) -> 
     os.replace(tmp, path)
 
 
-def _load_checkpoint(path: Path, model, optimizer, log: TrainLog) -> int:
+def _load_checkpoint(path: Path, model, optimizer, log: TrainLog, accelerator=None) -> int:
     state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
+    (accelerator.unwrap_model(model) if accelerator is not None else model).load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     for key in ("steps", "loss_nats", "lr", "n_tokens", "evals"):
         setattr(log, key, list(state["log"][key]))
@@ -219,7 +244,7 @@ def train(model: torch.nn.Module, batches: Iterable[dict], cfg: TrainConfig, *,
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     start = 0
     if ckpt is not None and ckpt.is_file():
-        start = _load_checkpoint(ckpt, model, opt, log)
+        start = _load_checkpoint(ckpt, model, opt, log, accelerator)
         log.resumed_from = start
     it = iter(batches)
     for _ in range(start * cfg.grad_accum):  # replay the stream up to where the checkpoint stopped
@@ -242,6 +267,10 @@ def train(model: torch.nn.Module, batches: Iterable[dict], cfg: TrainConfig, *,
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
+        if accelerator is not None and accelerator.num_processes > 1:  # log the global step, not this shard
+            both = accelerator.reduce(torch.tensor([nll, n_tok], dtype=torch.float64, device=accelerator.device),
+                                      reduction="sum")
+            nll, n_tok = float(both[0]), int(both[1])
         log.steps.append(step + 1)
         log.loss_nats.append(nll / max(n_tok, 1))
         log.lr.append(lr)
@@ -252,14 +281,14 @@ def train(model: torch.nn.Module, batches: Iterable[dict], cfg: TrainConfig, *,
         if eval_fn is not None and eval_every and done % eval_every == 0 and done != cfg.max_steps:
             _run_eval(model, eval_fn, done, log)
         if ckpt is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
-            _save_checkpoint(ckpt, model, opt, done, log)
+            _save_checkpoint(ckpt, model, opt, done, log, accelerator)
         if on_step is not None:
             on_step(done, log)
     bar.close()
     if eval_fn is not None:
         _run_eval(model, eval_fn, cfg.max_steps, log)
     if ckpt is not None and cfg.checkpoint_every and start < cfg.max_steps:
-        _save_checkpoint(ckpt, model, opt, cfg.max_steps, log)
+        _save_checkpoint(ckpt, model, opt, cfg.max_steps, log, accelerator)
     model.eval()
     log.wall_time_s = time.perf_counter() - t0
     return log
