@@ -62,7 +62,7 @@ def test_summary_has_the_shared_shape(tiny_run):
     with open(out / summary["tables"]["sweep"]) as fh:
         rows = list(csv.DictReader(fh))
     assert {r["experiment"] for r in rows} >= {"main", "rho3", "depth", "alpha", "sign", "core", "finite",
-                                               "finite_control", "finite_depth"}
+                                               "finite_control", "finite_depth", "many", "sequential"}
 
 
 @pytest.mark.parametrize("claim_id", [
@@ -72,7 +72,9 @@ def test_summary_has_the_shared_shape(tiny_run):
     "sim.regime.perturbation_share", "sim.regime.sign_condition", "sim.regime.capacity",
     "sim.exact.alpha_invariance", "sim.core_agreement", "sim.finite.corrected_ratio_k10",
     "sim.finite.corrected_ratio_k100", "sim.finite.sign_flip", "sim.finite.visibility",
-    "sim.finite.negative_control", "sim.finite.capacity_pooling",
+    "sim.finite.negative_control", "sim.finite.capacity_pooling", "sim.exact.zero_sum.scaling",
+    "sim.exact.zero_sum.equal_shifts", "sim.exact.zero_sum.inverse_size_two_body", "sim.sequential.envelope_ratio",
+    "sim.sequential.envelope_convergence",
 ])
 def test_each_claim_holds_at_a_small_size(tiny_run, claim_id):
     c = _claims(tiny_run[2])[claim_id]
@@ -104,6 +106,9 @@ def test_claims_can_fail(tmp_path):
     assert claims["sim.exact.ratio_k10"]["verdict"] == "fails"
     assert claims["sim.exact.signs"]["verdict"] == "holds"
     assert not any(c.startswith("sim.finite") for c in claims)
+    quiet = load_sim_config(None, TINY + ["figures=false", "many.enabled=false", "sequential.enabled=false"])
+    ids = {c["id"] for c in run_simulation(quiet, tmp_path / "off", progress=False)["claims"]}
+    assert not any(i.startswith(("sim.exact.zero_sum", "sim.sequential")) for i in ids)
 
 
 def test_rerun_resumes_finished_units_and_a_new_config_recomputes(tiny_run):
@@ -147,7 +152,7 @@ def test_cli_writes_summary_csv_and_figures(tmp_path, capsys):
         args += ["--set", o]
     assert cli_main(args) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert len(summary["figures"]) == 5
+    assert len(summary["figures"]) == 6 and "fig_envelope_law.png" in summary["figures"]
     for name in summary["figures"]:
         assert (tmp_path / name).stat().st_size > 10_000
     assert (tmp_path / "sweep.csv").is_file() and any((tmp_path / "parts").iterdir())

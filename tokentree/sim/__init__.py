@@ -33,14 +33,24 @@ The wing, one module per section (the path is the table of contents):
 * :mod:`.laws`: the closed forms (the theory's predictions);
 * :mod:`.measure`: the exact and finite models (validated public functions over private twins);
 * :mod:`.sweep`: units of work → rows, and :func:`run_simulation` (resumable, via the harness);
-* :mod:`.claims`, :mod:`.finite_claims`: rows → claims, one function per family, each with a tier;
+* :mod:`.envelope`: the envelope law's measurements (many datasets, sequential fits) and their rows;
+* :mod:`.claims`, :mod:`.finite_claims`, :mod:`.envelope_claims`: rows → claims, one function per
+  family, each with a tier;
 * :mod:`.plots`, :mod:`.cli`: the figures and ``elasticity simulate``.
 
 Claims (``summary.json``): sim.exact.{signs, ratio_k<k>, ratio_vs_k_slope, hooke_invariant,
 inverse_proportionality, negative_control, alpha_invariance}, sim.regime.{perturbation_share,
 sign_condition, capacity}, sim.finite.{corrected_ratio_k<k>, sign_flip, visibility, capacity_pooling,
-negative_control} (tier theory), and sim.exact.secants_match_closed_form, sim.core_agreement (tier
-verification). The runtime is the summary's plain ``runtime`` field, not a claim.
+negative_control}, the envelope law's sim.exact.zero_sum.{scaling, equal_shifts,
+inverse_size_two_body} and sim.sequential.{envelope_ratio, envelope_convergence} (tier theory), and
+sim.exact.secants_match_closed_form, sim.core_agreement (tier verification).
+
+The envelope law (``proofs/envelope_law.py``): a model stationary for F = Σ_i c_i γ_i has
+Σ_i c_i Δγ_i = O(|δ|²). :mod:`.envelope` measures it with many datasets (``[many]``: the joint fit of
+m >= 4 components, each perturbed in turn) and for sequential fits (``[sequential]``: the exact mixture
+of effective weights c_a = a, c_p = k_eff·a, whose R = aΔγ_a/(|D_p|Δγ_p) → -k_eff/k); the weights are
+read back from the model's marker probabilities by :func:`effective_weight_ratio`, the function the
+empirical protocols use on language models. The runtime is the summary's plain ``runtime`` field, not a claim.
 
 Rates are in bits per block (one pruned-tree symbol; the paper's 1/d factor and the constant log2 M
 do not change any slope or ratio). Sizes may be non-integral in the exact model.
@@ -58,20 +68,33 @@ from .config import (
                      ClaimConfig as ClaimConfig,
                      ExactConfig as ExactConfig,
                      FiniteConfig as FiniteConfig,
+                     ManyConfig as ManyConfig,
+                     SequentialConfig as SequentialConfig,
                      SimConfig as SimConfig,
                      WorldConfig as WorldConfig,
                      find_config as find_config,
                      load_sim_config as load_sim_config,
 )
+from .envelope import (
+                     marker_probabilities as marker_probabilities,
+                     sequential_sweep as sequential_sweep,
+                     zero_sum_sweep as zero_sum_sweep,
+)
 from .laws import (
                      corrected_finite_ratio as corrected_finite_ratio,
+                     effective_weight_ratio as effective_weight_ratio,
+                     envelope_ratio as envelope_ratio,
                      exact_deltas as exact_deltas,
                      exact_ratio as exact_ratio,
                      exact_secant_ratio as exact_secant_ratio,
                      exact_slopes as exact_slopes,
                      hooke_l2_term as hooke_l2_term,
                      hooke_sum as hooke_sum,
+                     sequential_deltas as sequential_deltas,
+                     sequential_error_coefficient as sequential_error_coefficient,
                      sign_threshold as sign_threshold,
+                     zero_sum_deltas as zero_sum_deltas,
+                     zero_sum_total as zero_sum_total,
 )
 from .measure import (
                      exact_local_slopes as exact_local_slopes,
@@ -83,11 +106,15 @@ from .sweep import run_simulation as run_simulation
 from .world import World as World, build_world as build_world, pruned_leaf_masses as pruned_leaf_masses
 
 __all__ = [
-    "WorldConfig", "ExactConfig", "FiniteConfig", "ClaimConfig", "SimConfig", "CONFIG_DIR", "find_config",
+    "WorldConfig", "ExactConfig", "FiniteConfig", "ManyConfig", "SequentialConfig", "ClaimConfig", "SimConfig",
+    "CONFIG_DIR", "find_config",
     "load_sim_config",
     "World", "build_world", "pruned_leaf_masses",
     "exact_deltas", "exact_slopes", "exact_ratio", "exact_secant_ratio", "hooke_sum", "hooke_l2_term",
     "sign_threshold", "corrected_finite_ratio",
+    "effective_weight_ratio", "envelope_ratio", "sequential_deltas", "sequential_error_coefficient",
+    "zero_sum_deltas", "zero_sum_total",
     "exact_sweep", "exact_local_slopes", "sign_crossing", "finite_unit",
+    "zero_sum_sweep", "sequential_sweep", "marker_probabilities",
     "run_simulation", "compute_claims",
 ]

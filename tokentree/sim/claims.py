@@ -20,6 +20,7 @@ import math
 from ..harness import Claim, exact_verdict, ls_slope
 from ._claim_tools import make_claim, relative_deviation, rows_of
 from .config import PERTURB, SimConfig
+from .envelope_claims import envelope_claims
 from .finite_claims import finite_claims
 
 __all__ = ["compute_claims"]
@@ -28,8 +29,10 @@ SOURCE_THM42 = "paper Thm 4.2 (ACL form) with digest R5"
 
 
 def compute_claims(rows: list[dict], cfg: SimConfig) -> list[Claim]:
-    """Turn the sweep's rows into the summary's claims (exact law, verification, regimes, finite samples)."""
-    families = [exact_law_claims, verification_claims, regime_claims] + ([finite_claims] if cfg.finite.enabled else [])
+    """Turn the sweep's rows into the summary's claims (exact law, verification, regimes, finite samples, and
+    the envelope law's many-dataset and sequential families)."""
+    families = ([exact_law_claims, verification_claims, regime_claims] + ([finite_claims] if cfg.finite.enabled else [])
+                + [envelope_claims])
     return [claim for family in families for claim in family(rows, cfg)]
 
 

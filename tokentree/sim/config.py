@@ -20,8 +20,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..harness import check_range, config_to_dict, load_config
 
-__all__ = ["ALIGN", "PERTURB", "WorldConfig", "ExactConfig", "FiniteConfig", "ClaimConfig", "SimConfig",
-           "CONFIG_DIR", "find_config", "load_sim_config", "compute_key"]
+__all__ = ["ALIGN", "PERTURB", "WorldConfig", "ExactConfig", "FiniteConfig", "ManyConfig", "SequentialConfig",
+           "ClaimConfig", "SimConfig", "CONFIG_DIR", "find_config", "load_sim_config", "compute_key"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 ALIGN, PERTURB = 1, 2  # component indices (0-based) of P_a = P_2 and P_t = P_3
@@ -178,6 +178,58 @@ class FiniteConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ManyConfig:
+    """Many datasets (the envelope law beyond two): the joint fit of m >= 4 disjoint components of the
+    given sizes, each component perturbed in turn by t = l·|D_j| samples of itself (exact mixture)."""
+
+    enabled: bool = True
+    #: Pareto shape of each component (m = len(alphas) >= 4; the world's vocab_size and component_depth).
+    alphas: tuple[float, ...] = (2.0, 2.0, 2.0, 2.0)
+    #: |D_i| of each component, one per alpha (default: a decade apart).
+    sizes: tuple[float, ...] = (100.0, 1000.0, 10000.0, 100000.0)
+    #: l = t/|D_j| grid (>= 2 values > 0); the log-log slopes are fitted over all of it.
+    perturbation_ratios: tuple[float, ...] = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01)
+
+    def __post_init__(self) -> None:
+        if len(self.alphas) < 4:
+            raise ConfigError(f"alphas must list at least 4 components (the many-dataset law); got "
+                              f"{len(self.alphas)}: {list(self.alphas)!r}.")
+        _floats("alphas", self.alphas, must="Pareto shapes alpha > 1", ok=lambda a: a > 1)
+        _floats("sizes", self.sizes, must="dataset sizes > 0", ok=lambda n: n > 0)
+        if len(self.sizes) != len(self.alphas):
+            raise ConfigError(f"sizes must give one size per component ({len(self.alphas)}, like alphas); "
+                              f"got {len(self.sizes)}.")
+        _floats("perturbation_ratios", self.perturbation_ratios, must="l values in (0, 1]", ok=lambda x: 0 < x <= 1)
+        if len(set(self.perturbation_ratios)) < 2:
+            raise ConfigError(f"perturbation_ratios must hold at least 2 distinct l values (a slope is fitted); "
+                              f"got {list(self.perturbation_ratios)!r}.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SequentialConfig:
+    """Models stationary for effective weights c_a = a (exact.alignment_size) on D_a and c_p = k_eff·a
+    on D_p (the exact mixture of those weights on the main world), perturbed by t = l·a samples of P_t."""
+
+    enabled: bool = True
+    #: k = |D_p|/a of the sizes the ratio R = aΔγ_a/(|D_p|Δγ_p) is measured in.
+    size_ratio: float = 100.0
+    #: k_eff = c_p/c_a of each model (k_eff = size_ratio is the joint fit, where R = -1).
+    effective_weights: tuple[float, ...] = (0.01, 0.1, 1.0, 100.0)
+    #: l = t/a grid (>= 2 values; R's limit is extrapolated from the two smallest, its error's slope fitted
+    #: over all); the secant's relative error is about ½(C/(c_p ρ3) - 1)·l, so keep that << 1.
+    perturbation_ratios: tuple[float, ...] = (1e-7, 1e-6, 1e-5, 1e-4)
+
+    def __post_init__(self) -> None:
+        check_range("size_ratio", self.size_ratio, math.isfinite(self.size_ratio) and self.size_ratio > 0,
+                    "a float > 0")
+        _floats("effective_weights", self.effective_weights, must="k_eff values > 0", ok=lambda w: w > 0)
+        _floats("perturbation_ratios", self.perturbation_ratios, must="l values in (0, 1]", ok=lambda x: 0 < x <= 1)
+        if len(set(self.perturbation_ratios)) < 2:
+            raise ConfigError(f"perturbation_ratios must hold at least 2 distinct l values; got "
+                              f"{list(self.perturbation_ratios)!r}.")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ClaimConfig:
     """Pre-registered tolerances of the exact-mixture claims (deterministic: no sampling error).
 
@@ -207,11 +259,16 @@ class ClaimConfig:
     capacity_zero_tolerance: float = 1e-9
     #: "past the sign condition" means l > l*·(1 + this).
     sign_past_margin: float = 1e-3
+    #: envelope law, many datasets: |log-log slope - 2| of |Σ n_i Δγ_i| and |slope - 1| of each |n_i Δγ_i| vs l.
+    zero_sum_slope_tolerance: float = 0.05
+    #: envelope law, sequential: |log-log slope - 1| of |R/R_pred - 1| vs l, and |coefficient/κ - 1|.
+    sequential_slope_tolerance: float = 0.05
 
     def __post_init__(self) -> None:
         check_range("small_l_max", self.small_l_max, 0 < self.small_l_max <= 1, "a float in (0, 1]")
         for name in ("loglog_slope_tolerance", "hooke_first_order_max", "hooke_l2_tolerance", "identity_tolerance",
-                     "derivative_tolerance", "derivative_floor", "capacity_zero_tolerance", "sign_past_margin"):
+                     "derivative_tolerance", "derivative_floor", "capacity_zero_tolerance", "sign_past_margin",
+                     "zero_sum_slope_tolerance", "sequential_slope_tolerance"):
             value = getattr(self, name)
             check_range(name, value, math.isfinite(value) and 0 < value < 1, "a float in (0, 1)")
         check_range("core_tolerance_bits", self.core_tolerance_bits,
@@ -231,6 +288,8 @@ class SimConfig:
     world: WorldConfig = field(default_factory=WorldConfig)
     exact: ExactConfig = field(default_factory=ExactConfig)
     finite: FiniteConfig = field(default_factory=FiniteConfig)
+    many: ManyConfig = field(default_factory=ManyConfig)
+    sequential: SequentialConfig = field(default_factory=SequentialConfig)
     claims: ClaimConfig = field(default_factory=ClaimConfig)
 
     def __post_init__(self) -> None:

@@ -5,8 +5,9 @@ rerun with the same computing config, :func:`~.config.compute_key`): ``main-k<k>
 exact), ``rho3-<ρ3>`` (share of P_t-like data in D_p; 0 = negative control), ``depth-<d>``
 (capacity), ``alpha-<α>`` (Pareto shape), ``sign`` (measured zero of dγ_p/dl), ``core``
 (agreement with tokentree's joint_tree/prune/normalized_compression_rate), ``finite-k<k>-a<x>M``
-(counts model, all seeds), ``finite-control`` (n3 = 0) and ``finite-depth-<d>`` (pruning pools
-responses). Every unit is a list of flat row dicts (the columns of ``sweep.csv``).
+(counts model, all seeds), ``finite-control`` (n3 = 0), ``finite-depth-<d>`` (pruning pools
+responses), ``many-j<j>`` (the joint fit of m >= 4 datasets, component j perturbed) and
+``sequential-keff<k_eff>`` (a model stationary for effective weights c_p/c_a = k_eff). Every unit is a list of flat row dicts (the columns of ``sweep.csv``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..errors import InvalidTypeError
 from ..harness import PartStore, finite_or_none, run_units, to_jsonable, utc_now, write_csv, write_summary
 from .claims import compute_claims
 from .config import ALIGN, PERTURB, SimConfig, compute_key
+from .envelope import _many_rows, _sequential_rows, many_marker_length
 from .laws import (
     corrected_finite_ratio,
     exact_deltas,
@@ -60,12 +62,12 @@ class _Worlds:
         self._cache: dict = {}
         self.seed = int(np.random.SeedSequence(cfg.seed).generate_state(1)[0])
 
-    def get(self, alphas=None, component_depth=None) -> World:
+    def get(self, alphas=None, component_depth=None, marker_length=None) -> World:
         w = self.cfg.world
-        key = (tuple(alphas or w.alphas), component_depth or w.component_depth)
+        key = (tuple(alphas or w.alphas), component_depth or w.component_depth, marker_length or w.marker_length)
         if key not in self._cache:
             self._cache[key] = build_world(key[0], vocab_size=w.vocab_size, component_depth=key[1],
-                                           marker_length=w.marker_length, seed=self.seed)
+                                           marker_length=key[2], seed=self.seed)
         return self._cache[key]
 
 
@@ -190,6 +192,15 @@ def sweep_units(cfg: SimConfig) -> list[tuple[str, Callable[[_Worlds], list[dict
 
     units.append(("sign", sign_rows))
     units.append(("core", lambda W: _core_rows(W, cfg)))
+    if cfg.many.enabled:
+        mw = cfg.many
+        length = many_marker_length(cfg.world.vocab_size, cfg.world.marker_length, len(mw.alphas))
+        for j in range(len(mw.alphas)):
+            units.append((f"many-j{j}", lambda W, j=j: _many_rows(W.get(alphas=mw.alphas, marker_length=length),
+                                                                   cfg, j)))
+    if cfg.sequential.enabled:
+        for w in cfg.sequential.effective_weights:
+            units.append((f"sequential-keff{w:g}", lambda W, w=w: _sequential_rows(W.get(), cfg, w)))
     if f.enabled:
         fd = f.component_depth
         for k in f.size_ratios:
