@@ -203,3 +203,80 @@ def counts_model_ratio(n, M: int, l: float, rng) -> float:
     ga0, gp0 = rates(False)
     ga1, gp1 = rates(True)
     return (ga1 - ga0) / (gp1 - gp0)
+
+
+# -- the envelope law on the simulator's worlds ------------------------------------------------------
+
+def many_world(rng, m: int = 4, depth: int = 5):
+    """An m-component world of the simulator (:func:`tokentree.sim.build_world`, Pareto shapes 2.0,
+    two-token markers; the seed is three words drawn from ``rng``) for the many-dataset law."""
+    from tokentree.sim import build_world
+
+    entropy = [int(v) for v in rng.integers(0, 2**31 - 1, size=3)]
+    return build_world([2.0] * m, component_depth=depth, marker_length=2, seed=np.random.SeedSequence(entropy))
+
+
+def _component_rates_bits(world, sizes) -> np.ndarray:
+    """γ_i of every component under tokentree.joint_tree(components, sizes), full depth (bits)."""
+    model = tokentree.joint_tree(world.components, list(sizes))
+    ncr = tokentree.normalized_compression_rate
+    return np.array([ncr(comp, model, world.full_depth) for comp in world.components])
+
+
+def zero_sum_tokentree(world, sizes, j: int, l: float) -> dict:
+    """The joint fit of m disjoint datasets of ``sizes`` perturbed by t = l·n_j samples of component j.
+
+    Returns every Δγ_i (bits, from tokentree's rates), the common shift log2(1 + t/N) that the law
+    predicts for the untouched ones, Σ n_i Δγ_i in nats and its exact value
+    N log(1 + t/N) − n_j log(1 + t/n_j) (nats)."""
+    n = np.asarray(sizes, dtype=np.float64)
+    t = l * n[j]
+    bumped = n.copy()
+    bumped[j] += t
+    d = _component_rates_bits(world, bumped) - _component_rates_bits(world, n)
+    total = float(n.sum())
+    return {"dgamma_bits": d.tolist(), "shift_bits": math.log1p(t / total) / LN2,
+            "zero_sum_nats": float(np.dot(n, d)) * LN2,
+            "zero_sum_exact_nats": total * math.log1p(t / total) - n[j] * math.log1p(t / n[j])}
+
+
+def marker_masses(tree, world) -> np.ndarray:
+    """The model's probability of each component's marker prefix: Σ of its leaf masses under that prefix."""
+    by_prefix = _by_prefix(tree)
+    markers = [tuple(int(v) for v in comp.leaf_sequences(include_zero=False)[0][: world.marker_length])
+               for comp in world.components]
+    return np.array([sum(mass for seq, mass in by_prefix.items() if seq[: len(mk)] == mk) for mk in markers])
+
+
+def sequential_tokentree(rng, *, k: float, k_eff: float, shares=(1 / 3, 1 / 3, 1 / 3), a: float = 1000.0) -> dict:
+    """A model stationary for weights c_a = a, c_p = k_eff·a (the exact mixture of those weights) on the
+    Theorem 4.2 world, |D_p| = k·a, perturbed by t = l·a samples of P_3.
+
+    l is set so that the secant's relative error κ·l (κ = ½(C/(c_p ρ3) − 1), the derivation's (b)) is
+    1e-3. Returns the readout c_p/c_a from the marker masses of tokentree's model tree (through
+    :func:`tokentree.sim.effective_weight_ratio`), R(l) and R(2l), R extrapolated linearly to l = 0, and
+    the relative error at l over κ·l (1 when the first-order error law holds)."""
+    from tokentree.sim import effective_weight_ratio
+
+    world = mixture_world(rng)
+    rho = np.asarray(shares, dtype=np.float64)
+    c_a, c_p, dp = a, k_eff * a, k * a
+    kappa = 0.5 * ((c_a + c_p) / (c_p * rho[2]) - 1)
+    l = 1e-3 / kappa
+    d_p = tokentree.joint_tree(world.components, list(rho * dp))
+    ncr = tokentree.normalized_compression_rate
+
+    def rates(ll: float) -> tuple[float, float]:
+        model = tokentree.joint_tree(world.components, [c_p * rho[0], c_a + c_p * rho[1], c_p * rho[2] + ll * a])
+        return ncr(world.components[1], model, world.full_depth), ncr(d_p, model, world.full_depth)
+
+    ga0, gp0 = rates(0.0)
+    ratio = {}
+    for ll in (l, 2 * l):
+        ga, gp = rates(ll)
+        ratio[ll] = a * (ga - ga0) / (dp * (gp - gp0))
+    model0 = tokentree.joint_tree(world.components, [c_p * rho[0], c_a + c_p * rho[1], c_p * rho[2]])
+    readout = effective_weight_ratio(marker_masses(model0, world), rho)
+    at_zero = 2 * ratio[l] - ratio[2 * l]
+    return {"readout": float(readout), "l": l, "ratio": ratio[l], "ratio_2l": ratio[2 * l], "ratio_at_zero": at_zero,
+            "error_over_kappa_l": (ratio[l] / (-k_eff / k) - 1) / (kappa * l)}

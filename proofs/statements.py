@@ -10,6 +10,7 @@ STATEMENTS: tuple[str, ...] = (
     "pareto_mass_distribution",
     "thm_4_2_elasticity",
     "eq_3_hooke_series",
+    "envelope_law",
     "negative_control",
     "finite_sample_correction",
 )

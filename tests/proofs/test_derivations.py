@@ -22,12 +22,13 @@ EXPECTED = {
     "pareto_mass_distribution": ("VERIFIED", "every step"),
     "thm_4_2_elasticity": ("VERIFIED", "every step"),
     "eq_3_hooke_series": ("VERIFIED", "every step"),
+    "envelope_law": ("VERIFIED", "every step"),
     "negative_control": ("VERIFIED", "every step"),
     "finite_sample_correction": ("SPOT-CHECKED", "counts replaced by their means"),
 }
 
 
-def test_the_eight_statements_are_registered_in_paper_order():
+def test_the_statements_are_registered_in_paper_order():
     assert tuple(EXPECTED) == proofs.STATEMENTS
 
 
@@ -89,3 +90,47 @@ def test_thm_4_2_wrong_sign_claim_is_caught():
     d.steps[idx] = dataclasses.replace(d.steps[idx], after="positive")
     res = d.check()
     assert res.status == "FAILED" and "dγ_p/dl < 0" in res.reason
+
+
+# Planted wrong steps, each the kind of mistake the statement exists to rule out: (module, step, wrong
+# "after" built from the module's symbols, why it is wrong). Each must fail at exactly that step.
+PLANTED = [
+    ("envelope_law", "θ* is stationary",
+     lambda e: e.eps * e.d0(e.F(e.u), 2), "stationarity removes F'(0) only; F''(0) stays (at second order)"),
+    ("envelope_law", "Taylor in ε at θ* (any point)",
+     lambda e: e.sp.Integer(0), "the first-order part vanishes only at a stationary point, not at any point"),
+    ("envelope_law", "in that normalisation",
+     lambda e: e.sp.Integer(-1), "the package's old target: R = -1 holds only at the joint optimum c_p = |D_p|"),
+    ("envelope_law", "the balance",
+     lambda e: -e.c_a / e.c_p, "the ratio of first-order changes is -c_p/c_a, not its inverse"),
+    ("envelope_law", "combine",
+     lambda e: e.sp.log(1 + e.t / e.n[e.i]), "the Figure 1 reading: an untouched set's shift does not scale as 1/n_i"),
+    ("envelope_law", "the marker masses",
+     lambda e: e.p_Ma / e.sp.Sum(e.p_M[e.j], (e.j, 1, e.m - 1)), "the raw marker ratio is not c_p/c_a"),
+    ("envelope_law", "the first order cancels",
+     lambda e: e.t, "Σ n_i Δγ_i has no first-order part"),
+    ("envelope_law", "first order in t",
+     lambda e: e.t / (2 * e.c_a), "the secant's error coefficient depends on c_p and ρ_3"),
+]
+
+
+@pytest.mark.parametrize("name, step, wrong, why", PLANTED, ids=[f"{p[0]}:{p[1]}" for p in PLANTED])
+def test_planted_wrong_step_table(name, step, wrong, why):
+    module = importlib.import_module(f"proofs.{name}")
+    d = module.build()
+    idx = [i for i, s in enumerate(d.steps) if s.name == step]
+    assert len(idx) == 1, f"step {step!r} must name exactly one step of {name}"
+    d.steps[idx[0]] = dataclasses.replace(d.steps[idx[0]], after=sp.sympify(wrong(module)))
+    res = d.check()
+    assert res.status == "FAILED", why
+    assert res.first_failure().step.name == step, why
+
+
+def test_envelope_law_companion_fails_on_a_wrong_readout(monkeypatch):
+    """The companion calls the simulator's readout: a wrong one (the raw marker ratio) must fail the statement."""
+    from proofs import envelope_law, run_one
+
+    monkeypatch.setattr("tokentree.sim.effective_weight_ratio", lambda p, shares, align=1: p[0] / p[align])
+    res = run_one("envelope_law")
+    assert res.status == "FAILED" and "marker masses" in res.reason
+    assert envelope_law.build().check().status == "VERIFIED"  # the derivation itself still stands
