@@ -46,8 +46,19 @@ class WorldConfig:
     component_depth: int = 8
     #: tokens in each component's marker prefix; a model of depth <= this confuses P_a and P_t.
     marker_length: int = 2
+    #: read alphas from a measurement instead: the summary.json of `elasticity run pareto_real` ("": off).
+    alphas_from: str = ""
+    #: its sources (fits[].source): one for every component (as many as alphas lists), or one per component.
+    alphas_source: tuple[str, ...] = ()
+    #: the fitted layer to read (0: the deepest layer with a fitted α > 1); see tokentree.sim.fitted.
+    alphas_layer: int = 0
 
     def __post_init__(self) -> None:
+        if self.alphas_from:
+            from .fitted import fitted_alphas
+
+            object.__setattr__(self, "alphas", fitted_alphas(self.alphas_from, self.alphas_source,
+                                                             self.alphas_layer, len(self.alphas)))
         check_range("vocab_size", self.vocab_size, 2 <= self.vocab_size <= 16, "an int in [2, 16]")
         if len(self.alphas) == 0:
             raise ConfigError("alphas must list one Pareto shape per component (at least 3: P_1, P_2 = P_a, "
