@@ -139,9 +139,12 @@ def packed_stream(batches: Iterable[dict], *, max_tokens: int | None = None) -> 
 
 def model_inputs(batch: dict) -> dict:
     """The keyword arguments of a model call for a padded or a packed batch (packed: no attention mask,
-    position ids, ``use_cache=False``, which makes transformers read the boundaries off the positions)."""
+    position ids, ``use_cache=False``, which makes transformers read the boundaries off the positions;
+    a batch without ``attention_mask``: rows without padding)."""
     if "position_ids" in batch:
         return {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"], "use_cache": False}
+    if "attention_mask" not in batch:  # full rows, nothing padded: plain causal attention (flash kernels)
+        return {"input_ids": batch["input_ids"]}
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
 
