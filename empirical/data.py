@@ -111,6 +111,15 @@ class MarkovChainComponent:
             marginal = marginal @ self.trans
         return h
 
+    def log_prob_nats(self, content: np.ndarray) -> float:
+        """Exact log P(x) of one content string (0-based ids) and its end: log P(L) + log init(x_1) +
+        sum_j log T(x_j | x_{j-1}) (-inf outside the support); its mean over samples is -entropy_nats()."""
+        x = np.asarray(content, dtype=np.int64)
+        if not self.min_length <= x.size <= self.max_length:
+            return -math.inf
+        with np.errstate(divide="ignore"):
+            return float(-math.log(self.n_lengths) + np.log(self.init[x[0]]) + np.log(self.trans[x[:-1], x[1:]]).sum())
+
     def log_n_sequences(self) -> float:
         """log of the number of possible sequences (the leaves M of Def 4.1), counting only positive
         transitions."""
@@ -192,6 +201,15 @@ class TokenTreeComponent:
     def sample(self, n: int, rng: np.random.Generator) -> list[np.ndarray]:
         idx = rng.choice(len(self.leaf_nodes), size=n, p=self.masses)
         return [self.leaves[i].copy() for i in idx]
+
+    @cached_property
+    def _leaf_mass(self) -> dict[tuple, float]:
+        return {tuple(x.tolist()): float(m) for x, m in zip(self.leaves, self.masses)}
+
+    def log_prob_nats(self, content: np.ndarray) -> float:
+        """Exact log P(x) of one content string: the log mass of its leaf (-inf if it is no leaf)."""
+        m = self._leaf_mass.get(tuple(np.asarray(content, dtype=np.int64).tolist()), 0.0)
+        return math.log(m) if m > 0 else -math.inf
 
     def entropy_nats(self) -> float:
         """-sum m log m over the tree's leaves (= ``tokentree.entropy_bits(leaf_masses(tree)) * ln 2``)."""
@@ -292,6 +310,20 @@ class LMWorld:
         """Exact entropy of a component's sequence after its marker (content + EOS), nats/sequence."""
         self._check_component(component)
         return self.components[component].entropy_nats()
+
+    def content_logprob_nats(self, corpus: Corpus) -> np.ndarray:
+        """Exact log P(content, EOS | M_i) of every sequence ``BOS, M_i, content, EOS`` of ``corpus``
+        (float64, shape (len(corpus),)): minus the ideal code length of the rest term, so
+        ``rest_nats + content_logprob_nats`` is the per-sequence KL estimate, paired (REVIEW M2)."""
+        offset = 3 + self.n_components
+        out = np.empty(len(corpus))
+        for n, (s, c) in enumerate(zip(corpus.sequences, corpus.components)):
+            self._check_component(int(c))
+            if len(s) < 3 or s[0] != BOS or s[1] != self.marker(int(c)) or s[-1] != EOS:
+                raise InvalidInputError(f"corpus sequence {n} must be BOS, the marker of component {int(c)}, "
+                                        f"content, EOS; got {s[:4].tolist()}...")
+            out[n] = self.components[int(c)].log_prob_nats(s[2:-1] - offset)
+        return out
 
     def mean_predicted_tokens(self, component: int) -> float:
         """Expected number of predicted tokens per sequence: marker + content + EOS."""

@@ -12,7 +12,14 @@ world the component marker, where the whole l-effect of Thm 4.2 lives; PROTOTYPE
 * behaviour score p(M_a)/(p(M_a)+p(M_t)) and its logit margin log p(M_a) − log p(M_t), from the
   exact next-token distribution after BOS (no sampling; PROTOTYPE.md P7);
 * KL to a reference model, token by token on given sequences;
-* loss minus the target data's own entropy (PROTOTYPE.md P8).
+* loss minus the target data's own entropy (PROTOTYPE.md P8);
+* the paired KL to the true source, per sequence, from the world's exact log P(x) (:func:`paired_kl`);
+* gradients of a dataset's summed code length and the stationarity residual
+  ||Σ c_i ∇γ_i|| / Σ c_i ||∇γ_i|| of a model for its training objective Σ c_i γ_i
+  (:func:`nll_gradient`, :func:`marker_nll_gradients`, :func:`stationarity_residual`);
+* the per-marker law: the slope of measured on predicted marker code lengths (:func:`marker_law_slope`),
+  and an aligned model's effective pre-training weight c_p read from its marker probabilities
+  (:func:`effective_pretraining_weight`, the envelope law's prediction for sequential fine-tuning).
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from .data import BOS, Corpus, LMWorld, collate
 __all__ = [
     "SequenceScores", "token_logprobs", "sequence_scores", "compression_rate", "excess_over_entropy",
     "normalized_rate", "marker_logprobs", "behaviour_score", "kl_to_reference", "loss_minus_entropy",
-    "NATS_PER_BIT",
+    "paired_kl", "nll_gradient", "marker_nll_gradients", "stationarity_residual", "marker_law_slope",
+    "effective_pretraining_weight", "NATS_PER_BIT",
 ]
 
 NATS_PER_BIT = math.log(2.0)
@@ -184,3 +192,121 @@ def loss_minus_entropy(loss: float, entropy: float) -> float:
     """A training loss minus the target data's own entropy (same unit): the part of the loss that
     measures the model, not the data (PROTOTYPE.md P8)."""
     return float(loss - entropy)
+
+
+def paired_kl(rest_nats: np.ndarray, true_logprob_nats: np.ndarray) -> dict:
+    """KL(P || Q) estimated per sequence: mean over x ~ P of log P(x) − log Q(x), paired.
+
+    ``rest_nats`` are the model's code lengths −log Q(x) (e.g. :attr:`SequenceScores.rest_nats`),
+    ``true_logprob_nats`` the exact log P(x) of the same sequences
+    (:meth:`empirical.data.LMWorld.content_logprob_nats`). The difference of two per-sequence
+    numbers that share the sequence's own randomness has a far smaller spread than the unpaired
+    "mean code length − entropy" (REVIEW M2). Returns the mean, its standard error and n (nats/seq).
+    """
+    q, p = np.asarray(rest_nats, dtype=np.float64), np.asarray(true_logprob_nats, dtype=np.float64)
+    if q.ndim != 1 or q.size == 0 or q.shape != p.shape:
+        raise InvalidInputError(f"rest_nats and true_logprob_nats must be 1-D arrays of one common, non-zero "
+                                f"length; got shapes {np.shape(rest_nats)} and {np.shape(true_logprob_nats)}.")
+    d = q + p
+    if not np.all(np.isfinite(d)):
+        raise InvalidInputError("true_logprob_nats must be finite: every sequence must lie in the source's support.")
+    sem = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else 0.0
+    return {"kl_nats_per_sequence": float(d.mean()), "sem": sem, "n_sequences": int(d.size),
+            "per_sequence_sd": float(d.std(ddof=1)) if d.size > 1 else 0.0}
+
+
+def _flat_grad(params: list, grads) -> torch.Tensor:
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).detach().double().flatten()
+                      for p, g in zip(params, grads)])
+
+
+def nll_gradient(model: torch.nn.Module, data: Corpus | Sequence[np.ndarray], *, batch_size: int = 256) -> np.ndarray:
+    """∇_θ of the dataset's summed code length Σ_x −log p_θ(x) (nats; in-sample, not averaged), as one
+    flat float64 vector over the trainable parameters (fp32 forward, autocast off, eval mode).
+
+    ``c_i ∇γ_i`` of a dataset of size c_i with per-sequence rate γ_i is exactly this vector.
+    """
+    seqs = _seqs(data)
+    params = [p for p in model.parameters() if p.requires_grad]
+    dev = _device(model)
+    was_training = model.training
+    model.eval()
+    total = torch.zeros(sum(p.numel() for p in params), dtype=torch.float64, device=dev)
+    for start in range(0, len(seqs), batch_size):
+        batch = collate(seqs[start:start + batch_size])
+        labels = batch["labels"][:, 1:].to(dev)
+        with torch.enable_grad(), torch.autocast(device_type=dev.type, enabled=False):
+            logits = model(input_ids=batch["input_ids"].to(dev),
+                           attention_mask=batch["attention_mask"].to(dev)).logits[:, :-1].float()
+            nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                                    ignore_index=-100, reduction="sum")
+            total += _flat_grad(params, torch.autograd.grad(nll, params, allow_unused=True))
+    model.train(was_training)
+    return total.cpu().numpy()
+
+
+def marker_nll_gradients(model: torch.nn.Module, world: LMWorld) -> np.ndarray:
+    """∇_θ(−log p(M_i | BOS)) for every component i: shape (n_components, n_parameters), float64.
+
+    A dataset with ``n_i`` sequences of component i has marker-term gradient ``n @ this``.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    dev = _device(model)
+    was_training = model.training
+    model.eval()
+    ids = torch.tensor([[BOS]], dtype=torch.long, device=dev)
+    rows = []
+    with torch.enable_grad(), torch.autocast(device_type=dev.type, enabled=False):
+        logp = torch.log_softmax(model(input_ids=ids).logits[0, -1].float(), dim=-1)
+        for i in range(world.n_components):
+            g = torch.autograd.grad(-logp[world.marker(i)], params, retain_graph=True, allow_unused=True)
+            rows.append(_flat_grad(params, g))
+    model.train(was_training)
+    return torch.stack(rows).cpu().numpy()
+
+
+def stationarity_residual(weighted_gradients: Sequence[np.ndarray]) -> float:
+    """||Σ_i G_i|| / Σ_i ||G_i|| for ``G_i = c_i ∇γ_i`` (one vector per dataset): 0 at a stationary point
+    of Σ c_i γ_i, 1 when the datasets' gradients all point the same way (no cancellation at all)."""
+    g = [np.asarray(x, dtype=np.float64) for x in weighted_gradients]
+    if not g or any(x.shape != g[0].shape or x.ndim != 1 for x in g):
+        raise InvalidInputError("weighted_gradients must be 1-D arrays of one common shape; got "
+                                f"{[x.shape for x in g]}.")
+    den = float(sum(np.linalg.norm(x) for x in g))
+    return float(np.linalg.norm(np.sum(g, axis=0)) / den) if den > 0 else 0.0
+
+
+def marker_law_slope(predicted_nats, measured_nats) -> float:
+    """Least-squares slope of measured on predicted marker code lengths, within components.
+
+    Both arrays have shape (n_conditions, n_components) (e.g. one row per l): ``predicted`` the exact
+    mixture's −log w_i, ``measured`` the model's −log p(M_i|BOS). Each component keeps its own
+    intercept, so a constant per-marker bias (REVIEW M6) cancels and only the *changes* across
+    conditions, pooled over components, are regressed: slope 1 is the law. With two conditions this
+    is the through-origin regression of the changes. nan when the predicted values do not vary.
+    """
+    x, y = np.asarray(predicted_nats, dtype=np.float64), np.asarray(measured_nats, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 2 or x.shape[0] < 2:
+        raise InvalidInputError(f"predicted_nats and measured_nats must be arrays of one shape (n_conditions >= 2, "
+                                f"n_components); got {x.shape} and {y.shape}.")
+    xc, yc = x - x.mean(axis=0), y - y.mean(axis=0)
+    sxx = float((xc * xc).sum())
+    return float((xc * yc).sum() / sxx) if sxx > 0 else float("nan")
+
+
+def effective_pretraining_weight(marker_lp: np.ndarray, aligned: int, alignment_size: float) -> float | None:
+    """c_p: the weight on D_p (equal parts of every component) for which the model's marker categorical
+    is stationary for F = a·γ_a + c_p·γ_p, in the normalisation c_a = a.
+
+    Stationarity of a(−log p_a) + c_p·mean_j(−log p_j) over a categorical gives
+    p_j = (c_p/C)/(a + c_p) for j ≠ a and p_a − p_j = a/(a + c_p), so
+    c_p = C·a·q/(p_a − q) with q the mean probability of the other markers (scale-free: mass on
+    non-marker tokens cancels). None when p_a <= q (the model is not aligned toward a at all).
+    The envelope law then predicts R = (a·Δγ_a)/(|D_p|·Δγ_p) = −c_p/|D_p| for any small change.
+    """
+    p = np.exp(np.asarray(marker_lp, dtype=np.float64))
+    others = np.delete(p, aligned)
+    q = float(others.mean())
+    if p[aligned] <= q:
+        return None
+    return float(p.size * alignment_size * q / (p[aligned] - q))

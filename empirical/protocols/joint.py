@@ -24,6 +24,18 @@ grid** (secants are not derivatives, P4). The ratio is estimated as (mean dγ_a/
 seeds with Fieller's interval (unbounded, hence no CI, when the γ_p slope is not significantly non-zero);
 slopes get Student-t intervals over seeds. Also the marker
 fidelity max |log p_model(M_i) − log w_i| and the excess of the rest term over the exact entropy.
+
+The headline is the **per-marker law** beneath the ratio (REVIEW §2 M7): every component's marker
+code length −log p(M_i|BOS) moves with l as the exact mixture's −log w_i(l) does. Per seed, the
+slope of measured on predicted values, pooled over l and components with one intercept per component
+(:func:`empirical.metrics.marker_law_slope`), is 1 under the law; its CI over seeds must lie inside
+the pre-registered ``claims.marker_law_band``. The ratio of γ_a's and γ_p's slopes is that law's
+ill-conditioned corollary (γ_p's slope is a small residual of per-marker slopes that nearly cancel)
+and stays a secondary claim. Beside every total-loss claim: the **stationarity residual**
+||Σ c_i ∇γ_i|| / Σ c_i ||∇γ_i|| of the trained model for its in-sample objective (datasets D_p, D_a,
+D_t with c_i their sizes; the envelope law, proofs ``envelope_law``, needs it near 0 for a total-loss
+version). The KL to the true world is **paired** per held-out sequence, log P(x) − log Q(x) with the
+exact log P(x) of each world component (:meth:`empirical.data.LMWorld.content_logprob_nats`).
 """
 
 from __future__ import annotations
@@ -37,23 +49,17 @@ import numpy as np
 
 from tokentree.errors import ConfigError
 from tokentree.harness import (
-    Claim,
-    band_verdict,
     check_at_least,
     check_range,
     ls_slope,
-    mean_ci,
-    pyplot,
-    ratio_of_means_ci,
     run_units,
-    save_figure,
     seed_list,
-    sign_verdict,
     write_csv,
 )
 
 from ..config import TrainConfig
-from ._common import ClaimsBase, MixtureExperiment, RunFolder, ci_min_detectable_effect, setup_torch
+from ._common import ClaimsBase, MixtureExperiment, RunFolder, setup_torch
+from ._joint_claims import joint_claims, plot
 
 __all__ = ["Config", "JointClaims", "run", "mixture_marker_nats", "run_one", "seed_data", "joint_claims"]
 
@@ -62,6 +68,10 @@ __all__ = ["Config", "JointClaims", "run", "mixture_marker_nats", "run_one", "se
 class JointClaims(ClaimsBase):
     """The ``[claims]`` table: pre-registered bands of the joint protocol's claims.
 
+    ``marker_law_band``: the per-marker law (slope of measured on predicted marker code lengths,
+    theory 1) holds if the CI of the mean slope over seeds lies inside this band.
+    ``stationarity_max``: the trained model counts as stationary for its in-sample objective (the
+    precondition of a total-loss law) if the CI of its mean residual lies below this.
     ``ratio_band_factor``: the slope-ratio claims against −k hold if the CI lies within this factor
     of the exact mixture's ratio on the same l grid (Θ(−k): the order, not the digits).
     ``mixture_ratio_tolerance``: the claim "the ratio equals the mixture's" holds if the CI lies
@@ -70,12 +80,18 @@ class JointClaims(ClaimsBase):
     marker log-probabilities and the log mixture weights (max over components, l and seeds).
     """
 
+    marker_law_band: tuple[float, float] = (0.8, 1.25)
     ratio_band_factor: float = 2.0
     mixture_ratio_tolerance: float = 0.2
     fidelity_tolerance: float = 0.05
+    stationarity_max: float = 0.1
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        lo, hi = self.marker_law_band
+        check_range("marker_law_band", list(self.marker_law_band),
+                    math.isfinite(lo) and math.isfinite(hi) and 0 < lo < 1 < hi, "[low, high] with 0 < low < 1 < high")
+        check_range("stationarity_max", self.stationarity_max, 0 < self.stationarity_max < 1, "a float in (0, 1)")
         check_range("ratio_band_factor", self.ratio_band_factor,
                     math.isfinite(self.ratio_band_factor) and self.ratio_band_factor > 1, "a finite float > 1")
         check_range("mixture_ratio_tolerance", self.mixture_ratio_tolerance,
@@ -134,7 +150,7 @@ def run_one(config: Config, world, data: dict, t: int, init_seed: int, batch_see
     import torch
 
     from ..data import batch_stream, crn_batch_stream
-    from ..metrics import compression_rate, marker_logprobs, sequence_scores
+    from ..metrics import compression_rate, marker_logprobs, paired_kl, sequence_scores
     from ..models import build_model
     from ..train import train
 
@@ -150,13 +166,34 @@ def run_one(config: Config, world, data: dict, t: int, init_seed: int, batch_see
     lp = marker_logprobs(model, world)
     per_comp = []
     for i, held in enumerate(data["heldout"]):
-        rate = compression_rate(sequence_scores(model, held, batch_size=config.eval.batch_size))
+        scores = sequence_scores(model, held, batch_size=config.eval.batch_size)
+        rate = compression_rate(scores)
         rate["entropy_nats"] = world.entropy_nats(i)
-        rate["excess_rest_nats"] = rate["rest_nats_per_sequence"] - rate["entropy_nats"]
+        rate["excess_rest_nats"] = rate["rest_nats_per_sequence"] - rate["entropy_nats"]  # unpaired
+        kl = paired_kl(scores.rest_nats, world.content_logprob_nats(held))
+        rate["kl_paired_nats"], rate["kl_paired_sem"] = kl["kl_nats_per_sequence"], kl["sem"]
         per_comp.append(rate)
+    datasets = {"pretrain": data["pretrain"], "align": data["align"], "perturb": extra}
     return {"t": t, "marker_logprobs": lp.tolist(), "components": per_comp,
+            "stationarity": stationarity(model, world, datasets, config.eval.batch_size),
             "final_train_loss_nats": log.final_loss_nats, "train_wall_time_s": log.wall_time_s,
             "counts": corpus.counts(world.n_components).tolist()}
+
+
+def stationarity(model, world, datasets: dict, batch_size: int) -> dict:
+    """The stationarity residuals ||Σ c_i ∇γ_i|| / Σ c_i ||∇γ_i|| of a model for the in-sample objective
+    Σ c_i γ_i over ``datasets`` (name -> Corpus; c_i = their sizes; empty ones are left out), for the
+    total code length and for the marker term alone; plus each dataset's ||c_i ∇γ_i||."""
+    from ..metrics import marker_nll_gradients, nll_gradient, stationarity_residual
+
+    used = {k: v for k, v in datasets.items() if len(v)}
+    total = {k: nll_gradient(model, v, batch_size=batch_size) for k, v in used.items()}
+    per_marker = marker_nll_gradients(model, world)
+    marker = {k: v.counts(world.n_components).astype(np.float64) @ per_marker for k, v in used.items()}
+    return {"total": stationarity_residual(list(total.values())),
+            "marker": stationarity_residual(list(marker.values())),
+            "sizes": {k: len(v) for k, v in used.items()},
+            "total_gradient_norms": {k: float(np.linalg.norm(g)) for k, g in total.items()}}
 
 
 def seed_data(config: Config, world, j: int) -> tuple[dict, int, int]:
@@ -195,6 +232,33 @@ def _gammas(config: Config, r: dict) -> dict:
     return out  # the marker term is exact (-log p(M_i|BOS)), no held-out sampling noise
 
 
+def _seed_record(config: Config, j: int, seed: int, results: list[dict], ls_used: list[float]) -> dict:
+    """Seed j's slopes, per-marker law, fidelity, paired KL and stationarity from its l runs."""
+    from ..metrics import marker_law_slope
+
+    g = [_gammas(config, r) for r in results]
+    theory = [mixture_marker_nats(config, r["t"]) for r in results]
+    measured = np.array([-np.asarray(r["marker_logprobs"]) for r in results])     # (n_l, C)
+    predicted = np.array([th[0] for th in theory])
+    rec = {"seed_index": j, "seed": seed, "fidelity_max_abs_log_ratio": float(np.max(np.abs(measured - predicted))),
+           "marker_law_slope": marker_law_slope(predicted, measured)}
+    for term in ("marker", "rest", "total"):
+        sa = ls_slope(ls_used, [x[f"gamma_a_{term}"] for x in g])
+        sp = ls_slope(ls_used, [x[f"gamma_p_{term}"] for x in g])
+        rec.update({f"slope_a_{term}": sa, f"slope_p_{term}": sp, f"ratio_{term}": sa / sp if sp != 0 else float("nan")})
+    a = config.aligned_component
+    comps = [r["components"] for r in results]
+    rec["excess_rest_a"] = float(np.mean([c[a]["excess_rest_nats"] for c in comps]))        # unpaired
+    rec["excess_rest_world"] = float(np.mean([[x["excess_rest_nats"] for x in c] for c in comps]))
+    rec["kl_paired_a"] = float(np.mean([c[a]["kl_paired_nats"] for c in comps]))
+    rec["kl_paired_world"] = float(np.mean([[x["kl_paired_nats"] for x in c] for c in comps]))
+    rec["kl_paired_sem_world"] = float(np.mean([[x["kl_paired_sem"] for x in c] for c in comps]))
+    rec["excess_rest_sem_world"] = float(np.mean([[x["rest_nats_per_sequence_sem"] for x in c] for c in comps]))
+    rec["stationarity_total"] = float(np.mean([r["stationarity"]["total"] for r in results]))
+    rec["stationarity_marker"] = float(np.mean([r["stationarity"]["marker"] for r in results]))
+    return rec
+
+
 def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     folder = RunFolder(config, out_dir, threads=config.train.threads, seed_invariant=False)
     out_dir = folder.path
@@ -209,26 +273,22 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
               f"{config.workers} worker(s)", flush=True)
     parts = run_units(_unit, units, folder.store, workers=config.workers)
     rows, per_seed = [], []
+    a = config.aligned_component
     for j, seed in enumerate(seeds):
         results = [parts[f"seed{j}_t{t}"] for t in ts]
-        g = [_gammas(config, r) for r in results]
-        theory = [mixture_marker_nats(config, t) for t in ts]
-        fidelity = max(float(np.max(np.abs(np.asarray(r["marker_logprobs"]) + th[0])))
-                       for r, th in zip(results, theory))
-        seed_rec = {"seed_index": j, "seed": seed, "fidelity_max_abs_log_ratio": fidelity}
-        for term in ("marker", "rest", "total"):
-            sa = ls_slope(ls_used, [x[f"gamma_a_{term}"] for x in g])
-            sp = ls_slope(ls_used, [x[f"gamma_p_{term}"] for x in g])
-            seed_rec.update({f"slope_a_{term}": sa, f"slope_p_{term}": sp,
-                             f"ratio_{term}": sa / sp if sp != 0 else float("nan")})
-        seed_rec["excess_rest_a"] = float(np.mean([r["components"][config.aligned_component]["excess_rest_nats"]
-                                                   for r in results]))
-        per_seed.append(seed_rec)
-        for l_val, t, x, r, th in zip(ls_used, ts, g, results, theory):
-            rows.append({"seed_index": j, "l": l_val, "t": t, **x, "theory_gamma_a_marker": th[1],
+        per_seed.append(_seed_record(config, j, seed, results, ls_used))
+        for l_val, t, r in zip(ls_used, ts, results):
+            th = mixture_marker_nats(config, t)
+            rows.append({"seed_index": j, "l": l_val, "t": t, **_gammas(config, r), "theory_gamma_a_marker": th[1],
                          "theory_gamma_p_marker": th[2],
-                         "bits_per_token_a": r["components"][config.aligned_component]["bits_per_token"],
-                         "excess_rest_a": r["components"][config.aligned_component]["excess_rest_nats"],
+                         **{f"marker_nats_{i}": -v for i, v in enumerate(r["marker_logprobs"])},
+                         **{f"theory_marker_nats_{i}": v for i, v in enumerate(th[0])},
+                         "bits_per_token_a": r["components"][a]["bits_per_token"],
+                         "excess_rest_a": r["components"][a]["excess_rest_nats"],
+                         "kl_paired_a": r["components"][a]["kl_paired_nats"],
+                         "kl_paired_sem_a": r["components"][a]["kl_paired_sem"],
+                         "stationarity_total": r["stationarity"]["total"],
+                         "stationarity_marker": r["stationarity"]["marker"],
                          "final_train_loss_nats": r["final_train_loss_nats"],
                          "train_wall_time_s": r["train_wall_time_s"]})
 
@@ -239,114 +299,9 @@ def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
     claims = joint_claims(config, per_seed, k, th_slope_a, th_slope_p, th_ratio, ls_used)
     write_csv(out_dir / "runs.csv", rows)
     write_csv(out_dir / "seeds.csv", per_seed)
-    figures = _plot(out_dir, config, rows, per_seed, ls_used, th_a, th_p, th_ratio, k)
+    figures = plot(out_dir, config, rows, per_seed, ls_used, th_a, th_p, th_ratio, k)
     extra = {"results": {"size_ratio_k": k, "perturbation_ratios_used": ls_used,
                          "theory_same_grid": {"slope_a_marker": th_slope_a, "slope_p_marker": th_slope_p,
                                               "ratio_marker": th_ratio},
                          "per_seed": per_seed}}
     return folder.summary(claims, figures=figures, tables={"runs": "runs.csv", "seeds": "seeds.csv"}, extra=extra)
-
-
-def joint_claims(config: Config, per_seed: list[dict], k: float, th_a: float, th_p: float, th_ratio: float,
-                 ls_used: list[float]) -> list[Claim]:
-    """The joint protocol's claims from its per-seed slopes (bands from ``config.claims``)."""
-    cc = config.claims
-    level = cc.ci_level
-    n = len(per_seed)
-    # the ratio of the mean slopes with Fieller's interval; the mean of per-seed ratios is reported
-    # beside it (a seed whose γ_p slope sits near 0 makes that one heavy-tailed)
-    ratio_m, ratio_ci = ratio_of_means_ci([s["slope_a_marker"] for s in per_seed],
-                                          [s["slope_p_marker"] for s in per_seed], level)
-    seed_ratio_m, seed_ratio_ci = mean_ci([s["ratio_marker"] for s in per_seed], level)
-    slope_a, slope_a_ci = mean_ci([s["slope_a_marker"] for s in per_seed], level)
-    slope_p, slope_p_ci = mean_ci([s["slope_p_marker"] for s in per_seed], level)
-    total_m, total_ci = ratio_of_means_ci([s["slope_a_total"] for s in per_seed],
-                                          [s["slope_p_total"] for s in per_seed], level)
-    fid = max(s["fidelity_max_abs_log_ratio"] for s in per_seed)
-    exc, exc_ci = mean_ci([s["excess_rest_a"] for s in per_seed], level)
-    common = {"n_seeds": n, "k": k, "l_grid": ls_used, "unit": "nats per sequence per unit l",
-              "ci": f"{level:.0%} over seeds (Student t; Fieller for ratios of mean slopes)",
-              "steps": config.train.max_steps, "sampling": config.sampling}
-    f = cc.ratio_band_factor
-    lo, hi = sorted((f * th_ratio, th_ratio / f))
-    band_rule = f"CI inside [{lo:.4g}, {hi:.4g}] (within a factor {f:g} of the same-grid mixture ratio {th_ratio:.4g})"
-    tol = cc.mixture_ratio_tolerance
-    eq_lo, eq_hi = sorted((th_ratio * (1 - tol), th_ratio * (1 + tol)))
-
-    def mde(ci):
-        # the standard error is the CI's half-width over t_{n-1}: exact for the slopes' t-intervals, a
-        # symmetric approximation for Fieller's (asymmetric) ratio intervals
-        return {"min_detectable_effect": ci_min_detectable_effect(ci, n, level)}
-
-    return [
-        Claim(id="joint.marker_ratio_vs_k", tier="theory",
-              statement="In joint training, the marker (prefix) term of γ_a moves about k times faster than that "
-                        "of γ_p, with opposite sign: dγ_a/dl ÷ dγ_p/dl = Θ(−k)",
-              predicted=-k, measured=ratio_m, ci=ratio_ci, verdict=band_verdict(ratio_ci, lo, hi), rule=band_rule,
-              source="paper Thm 4.2; PROTOTYPE.md §3",
-              details={**common, "same_grid_mixture_ratio": th_ratio, "band": [lo, hi],
-                       "estimator": "mean dγ_a/dl over seeds ÷ mean dγ_p/dl over seeds",
-                       "mean_of_per_seed_ratios": seed_ratio_m, "mean_of_per_seed_ratios_ci": seed_ratio_ci,
-                       "per_seed": [s["ratio_marker"] for s in per_seed], **mde(ratio_ci)}),
-        Claim(id="joint.marker_ratio_vs_mixture", tier="theory",
-              statement="The measured marker-term slope ratio equals the exact mixture's ratio on the same l grid",
-              predicted=th_ratio, measured=ratio_m, ci=ratio_ci, verdict=band_verdict(ratio_ci, eq_lo, eq_hi),
-              rule=f"CI inside [{eq_lo:.4g}, {eq_hi:.4g}] (the mixture ratio ± {tol:.0%})",
-              source="eq. joint mixture (digest §3 R4–R6)", details={**common, "band": [eq_lo, eq_hi], **mde(ratio_ci)}),
-        Claim(id="joint.marker_slope_a_positive", tier="theory", statement="dγ_a/dl > 0 (marker term): alignment "
-              "data is compressed worse as the perturbation grows", predicted=th_a, measured=slope_a, ci=slope_a_ci,
-              verdict=sign_verdict(slope_a_ci, +1), rule="CI above 0", source="paper Thm 4.2",
-              details={**common, "predicted_is": "same-grid mixture slope", **mde(slope_a_ci)}),
-        Claim(id="joint.marker_slope_p_negative", tier="theory", statement="dγ_p/dl < 0 (marker term): pre-training "
-              "data is compressed better as the perturbation grows", predicted=th_p, measured=slope_p, ci=slope_p_ci,
-              verdict=sign_verdict(slope_p_ci, -1), rule="CI below 0", source="paper Thm 4.2",
-              details={**common, "predicted_is": "same-grid mixture slope", **mde(slope_p_ci)}),
-        Claim(id="joint.total_ratio_vs_k", tier="theory",
-              statement="The same ratio on the total code length (marker + rest); expected to be noise at CPU "
-                        "sizes (PROTOTYPE.md P1), reported for honesty",
-              predicted=-k, measured=total_m, ci=total_ci, verdict=band_verdict(total_ci, lo, hi), rule=band_rule,
-              source="paper Thm 4.2", details={**common, "per_seed": [s["ratio_total"] for s in per_seed],
-                                               "band": [lo, hi], "estimator": "ratio of mean slopes, Fieller CI",
-                                               **mde(total_ci)}),
-        # the worst case over every unit against a fixed tolerance: more seeds can only make it harder to hold
-        Claim(id="joint.marker_fidelity", tier="sanity",
-              statement="The model's marker log-probabilities match the empirical mixture weights (max over "
-                        "components, l and seeds)",
-              predicted=0.0, measured=fid, verdict="holds" if fid <= cc.fidelity_tolerance else "fails",
-              rule=f"max |log p(M_i) − log w_i| <= {cc.fidelity_tolerance:g} nats", source="PROTOTYPE.md §6",
-              details={"tolerance": cc.fidelity_tolerance, **common}),
-        Claim(id="joint.rest_excess_over_entropy", tier="sanity",
-              statement="The held-out non-marker code length of D_a exceeds its exact entropy (a KL, >= 0): how far "
-                        "the model is from the truth, in nats/sequence",
-              predicted=0.0, measured=exc, ci=exc_ci, verdict=sign_verdict(exc_ci, +1), rule="CI above 0",
-              source="Thm 3.4 / Def 4.1 (cross-entropy >= entropy)", details={**common, **mde(exc_ci)}),
-    ]
-
-
-def _plot(out_dir: Path, config: Config, rows, per_seed, ls_used, th_a, th_p, th_ratio, k) -> list[str]:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, key, th, title in ((axes[0], "gamma_a_marker", th_a, "γ_a marker term (aligned data)"),
-                               (axes[1], "gamma_p_marker", th_p, "γ_p marker term (pre-training data)")):
-        for j in range(len(per_seed)):
-            ys = [r[key] for r in rows if r["seed_index"] == j]
-            ax.plot(ls_used, np.array(ys) - ys[0], "o-", color="tab:blue", alpha=0.4, lw=1,
-                    label="LM, one line per seed" if j == 0 else None)
-        ax.plot(ls_used, np.array(th) - th[0], "k--", lw=2, label="exact mixture")
-        ax.set(xlabel="l = |D_t| / |D_a|", ylabel="change from l = 0 (nats/sequence)", title=title)
-        ax.legend(fontsize=8)
-    ratios = [s["ratio_marker"] for s in per_seed]
-    m, ci = ratio_of_means_ci([s["slope_a_marker"] for s in per_seed], [s["slope_p_marker"] for s in per_seed],
-                              config.claims.ci_level)
-    ax = axes[2]
-    ax.scatter(range(len(ratios)), ratios, color="tab:blue", label="per seed")
-    if ci is not None:
-        ax.axhspan(ci[0], ci[1], color="tab:blue", alpha=0.15,
-                   label=f"ratio of mean slopes {m:.3g}, {config.claims.ci_level:.0%} CI")
-    ax.axhline(-k, color="k", ls=":", label=f"−k = {-k:.3g}")
-    ax.axhline(th_ratio, color="k", ls="--", label=f"mixture, same grid {th_ratio:.3g}")
-    ax.set(xlabel="seed", ylabel="dγ_a/dl ÷ dγ_p/dl (marker)", title="slope ratio")
-    ax.legend(fontsize=8)
-    fig.suptitle(f"Joint training, k = {k:.3g}, {config.train.max_steps} steps, {len(per_seed)} seeds")
-    save_figure(fig, out_dir / "fig_joint.png", dpi=120)
-    return ["fig_joint.png"]

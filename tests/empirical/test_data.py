@@ -203,3 +203,44 @@ def torch_cat(xs):
     import torch
 
     return torch.cat(xs)
+
+
+def test_content_logprob_is_the_exact_law_of_every_sequence():
+    # enumeration: exp(log P) sums to 1 over every string, its mean is -entropy, and a corpus of the
+    # world gets the same numbers sequence by sequence (markers and offsets stripped)
+    import itertools
+
+    rng = np.random.default_rng(3)
+    c = MarkovChainComponent(rng.dirichlet(np.ones(3)), rng.dirichlet(np.ones(3), size=3), 1, 3)
+    strings = [np.array(x) for L in range(1, 4) for x in itertools.product(range(3), repeat=L)]
+    lp = np.array([c.log_prob_nats(x) for x in strings])
+    assert np.exp(lp).sum() == pytest.approx(1.0, abs=1e-12)
+    assert -(np.exp(lp) * lp).sum() == pytest.approx(c.entropy_nats(), abs=1e-12)
+    np.testing.assert_allclose(lp, [_markov_logp(c, x) for x in strings], rtol=1e-13)
+    assert c.log_prob_nats(np.array([0, 1, 2, 0])) == -math.inf          # longer than max_length
+    world = data.LMWorld([c, MarkovChainComponent(rng.dirichlet(np.ones(3)), rng.dirichlet(np.ones(3), size=3), 1, 3)],
+                         content_vocab=3)
+    corpus = world.sample_mixture([50, 40], seed=1)
+    got = world.content_logprob_nats(corpus)
+    offset = 3 + world.n_components
+    want = [world.components[k].log_prob_nats(s[2:-1] - offset) for s, k in zip(corpus.sequences, corpus.components)]
+    np.testing.assert_allclose(got, want, rtol=0, atol=0)
+    assert np.all(np.isfinite(got)) and got.shape == (90,)
+
+
+def test_content_logprob_of_a_token_tree_component_is_the_leaf_mass():
+    world = build_world(LMWorldConfig(content="pareto", n_leaves=30, min_length=3, max_length=6, content_vocab=6))
+    comp = world.components[2]
+    for x, m in zip(comp.leaves, comp.masses):
+        assert comp.log_prob_nats(x) == pytest.approx(math.log(m), abs=1e-15)
+    assert comp.log_prob_nats(np.array([0, 0, 0, 0, 0, 0, 0])) == -math.inf    # no leaf of this tree
+    corpus = world.sample(2, 300, seed=5)
+    lp = world.content_logprob_nats(corpus)
+    assert abs(-lp.mean() - world.entropy_nats(2)) < 4 * lp.std() / math.sqrt(300)
+
+
+def test_content_logprob_refuses_a_sequence_whose_marker_is_not_its_component(world):
+    corpus = world.sample(0, 3, seed=0)
+    bad = data.Corpus(corpus.sequences, np.array([0, 1, 0]))
+    with pytest.raises(InvalidInputError, match="corpus sequence 1 must be BOS, the marker of component 1"):
+        world.content_logprob_nats(bad)

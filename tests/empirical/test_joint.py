@@ -23,7 +23,16 @@ def test_joint_runs_end_to_end_and_resumes(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     assert (tmp_path / "fig_joint.png").stat().st_size > 10_000
     ids = {c["id"] for c in summary["claims"]}
-    assert {"joint.marker_ratio_vs_k", "joint.marker_ratio_vs_mixture", "joint.marker_fidelity"} <= ids
+    assert {"joint.marker_law", "joint.marker_ratio_vs_k", "joint.marker_ratio_vs_mixture", "joint.marker_fidelity",
+            "joint.stationarity", "joint.kl_to_world"} <= ids
+    assert summary["claims"][0]["id"] == "joint.marker_law"                          # the headline comes first
+    law = summary["claims"][0]
+    assert law["predicted"] == 1.0 and law["measured"] == pytest.approx(
+        np.mean([s["marker_law_slope"] for s in summary["results"]["per_seed"]]))
+    # every theory claim states its minimum detectable effect
+    assert all("min_detectable_effect" in c["details"] for c in summary["claims"] if c["tier"] == "theory")
+    total = next(c for c in summary["claims"] if c["id"] == "joint.total_ratio_vs_k")
+    assert 0 <= total["details"]["stationarity_residual_total"] <= 1
     assert all(c["tier"] in ("theory", "sanity") and c["rule"] for c in summary["claims"])
     assert sum(sum(v.values()) for v in summary["tally"].values()) == len(summary["claims"])
     ratio = next(c for c in summary["claims"] if c["id"] == "joint.marker_ratio_vs_k")
@@ -35,7 +44,12 @@ def test_joint_runs_end_to_end_and_resumes(tmp_path):
     assert ratio["details"]["mean_of_per_seed_ratios"] == pytest.approx(np.mean([s["ratio_marker"] for s in per_seed]))
     assert len(list((tmp_path / "parts").glob("*.json"))) == 4
     rows = (tmp_path / "runs.csv").read_text().splitlines()
-    assert len(rows) == 1 + 4 and "gamma_a_marker" in rows[0]
+    assert len(rows) == 1 + 4 and "gamma_a_marker" in rows[0] and "kl_paired_a" in rows[0]
+    part = json.loads(next((tmp_path / "parts").glob("seed0_t10.json")).read_text())["result"]
+    assert part["stationarity"]["sizes"] == {"pretrain": 90, "align": 10, "perturb": 10}
+    assert all(0 <= part["stationarity"][k] <= 1 for k in ("total", "marker"))
+    for comp in part["components"]:       # paired KL: a KL, and its SE far below the unpaired one
+        assert comp["kl_paired_nats"] > 0 and comp["kl_paired_sem"] < comp["rest_nats_per_sequence_sem"]
     # a rerun into the same folder reuses every part and reproduces the numbers
     again = runner.run_config("joint_cpu", TOY, tmp_path, progress=False)
     assert again["results"] == summary["results"]
@@ -76,10 +90,15 @@ def test_shipped_joint_configs_resolve_with_enough_seeds():
     assert quick.n_seeds >= 3
 
 
-def _per_seed(slopes_a, slopes_p):
+def _per_seed(slopes_a, slopes_p, laws=None, kls=None, residuals=None):
+    n = len(slopes_a)
+    laws, kls, residuals = laws or [1.0] * n, kls or [0.5] * n, residuals or [0.3] * n
     return [{"slope_a_marker": a, "slope_p_marker": p, "ratio_marker": a / p, "slope_a_total": a,
-             "slope_p_total": p, "ratio_total": a / p, "fidelity_max_abs_log_ratio": 0.01, "excess_rest_a": 0.5 + a}
-            for a, p in zip(slopes_a, slopes_p)]
+             "slope_p_total": p, "ratio_total": a / p, "fidelity_max_abs_log_ratio": 0.01, "excess_rest_a": 0.5 + a,
+             "excess_rest_world": 0.5 + a, "excess_rest_sem_world": 0.4, "marker_law_slope": law,
+             "kl_paired_world": kl, "kl_paired_a": kl, "kl_paired_sem_world": 0.01, "stationarity_total": res,
+             "stationarity_marker": res / 10}
+            for a, p, law, kl, res in zip(slopes_a, slopes_p, laws, kls, residuals)]
 
 
 def _verdicts(per_seed, cfg=None):
@@ -127,3 +146,30 @@ def test_every_joint_claim_has_a_tier_and_a_rule():
     assert all(c.rule for c in claims)
     slope = next(c for c in claims if c.id == "joint.marker_slope_a_positive")
     assert slope.details["min_detectable_effect"] > 0
+
+
+def test_the_marker_law_claim_holds_fails_or_stays_open_on_the_per_seed_slopes():
+    slopes = ([0.09, 0.1, 0.08, 0.09, 0.1], [-0.009, -0.01, -0.008, -0.009, -0.01])
+    held = _verdicts(_per_seed(*slopes, laws=[0.98, 1.02, 1.0, 0.97, 1.03]))["joint.marker_law"]
+    assert held.verdict == "holds" and held.rule.startswith("CI of the mean per-seed slope inside [0.8, 1.25]")
+    assert held.details["min_detectable_effect"] > 0 and held.tier == "theory"
+    # a law that is half as strong in every seed fails; a wide spread around 1 decides nothing
+    assert _verdicts(_per_seed(*slopes, laws=[0.5, 0.52, 0.48, 0.5, 0.51]))["joint.marker_law"].verdict == "fails"
+    wide = _verdicts(_per_seed(*slopes, laws=[0.6, 1.4, 1.0, 0.7, 1.3]))["joint.marker_law"]
+    assert wide.ci[0] < 1 < wide.ci[1] and wide.verdict == "inconclusive"
+    # the band is the config's
+    _, strict = runner.load("joint_cpu", ["claims.marker_law_band=[0.99, 1.01]"])
+    assert _verdicts(_per_seed(*slopes, laws=[0.98, 1.02, 1.0, 0.97, 1.03]), strict)["joint.marker_law"].verdict \
+        == "inconclusive"
+    with pytest.raises(ConfigError, match=r"claims\.marker_law_band must be \[low, high\] with 0 < low < 1 < high"):
+        runner.load("joint_cpu", ["claims.marker_law_band=[1.1, 1.3]"])
+
+
+def test_the_paired_kl_and_stationarity_claims_can_fail():
+    slopes = ([0.09, 0.1, 0.08], [-0.009, -0.01, -0.008])
+    ok = _verdicts(_per_seed(*slopes, kls=[0.5, 0.52, 0.49], residuals=[0.01, 0.02, 0.015]))
+    assert ok["joint.kl_to_world"].verdict == "holds" and ok["joint.stationarity"].verdict == "holds"
+    bad = _verdicts(_per_seed(*slopes, kls=[-0.5, -0.52, -0.49], residuals=[0.4, 0.45, 0.42]))
+    assert bad["joint.kl_to_world"].verdict == "fails" and bad["joint.stationarity"].verdict == "fails"
+    # the residual sits beside the total-loss claim
+    assert bad["joint.total_ratio_vs_k"].details["stationarity_residual_total"] == pytest.approx(0.4233, abs=1e-3)
