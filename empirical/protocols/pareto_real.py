@@ -202,7 +202,7 @@ def _text_unit(config: Config, dataset: str, tok_name: str, tokenizer, texts: li
             "wall_time_s": round(time.perf_counter() - t0, 1)}
 
 
-def _heldout(config: Config, reviews, tokenizer) -> tuple[list[list[int]], list[tuple]]:
+def _heldout(config: Config, reviews, tokenizer) -> tuple[list[list[int]], list[str]]:
     """Held-out token paths (half positive, half negative reviews, long enough) and the fine-tune's positives."""
     need = config.paths.prompt_tokens + config.sampling.max_new_tokens - 1
     rng = np.random.default_rng(config.seed)
@@ -222,8 +222,7 @@ def _heldout(config: Config, reviews, tokenizer) -> tuple[list[list[int]], list[
         raise DataNotAvailableError(f"paths need {config.paths.n_prompts} held-out reviews of >= {need} tokens and "
                                     f"{config.paths.n_positive} other positive reviews; the data has {len(paths)} and "
                                     f"{len(positives)}. Ask for fewer.")
-    ids = tokenizer(positives, add_special_tokens=False, truncation=True, max_length=config.finetune.max_length)
-    return paths, [((), tuple(x)) for x in ids["input_ids"]]
+    return paths, positives
 
 
 def _measure(config: Config, model, tokenizer, paths, seed: int) -> dict:
@@ -243,18 +242,19 @@ def _measure(config: Config, model, tokenizer, paths, seed: int) -> dict:
 
 
 def _model_unit(config: Config, source, seed: int, reviews, progress: bool, desc: str) -> dict:
-    from ..pretrained import add_lora, finetune, load_causal_lm, reset_lora
+    from ..pretrained import add_lora, finetune, finetune_kwargs, load_causal_lm, reset_lora, sft_pairs
 
     t0 = time.perf_counter()
     model, tokenizer = load_causal_lm(source, device=config.model.device, progress=progress)
     if config.model.method == "lora":
         model = add_lora(model, r=config.model.lora_r, alpha=config.model.lora_alpha)
         reset_lora(model, seed)
-    paths, positives = _heldout(config, reviews, tokenizer)
+    paths, texts = _heldout(config, reviews, tokenizer)
     base = _measure(config, model, tokenizer, paths, seed)
     ft = config.finetune
-    log = finetune(model, positives, learning_rate=ft.learning_rate, batch_size=ft.batch_size, max_length=ft.max_length,
-                   epochs=ft.epochs, seed=seed, precision=config.model.precision, progress=progress,
+    positives = sft_pairs(tokenizer, [("", t) for t in texts], ft.max_length, append_eos=ft.append_eos)
+    log = finetune(model, positives, **finetune_kwargs(ft), epochs=ft.epochs, seed=seed,
+                   precision=config.model.precision, progress=progress,
                    desc=f"{desc}: fine-tune on {len(positives)} positive reviews")
     aligned = _measure(config, model, tokenizer, paths, seed)
     return {"seed": seed, "vocab_size": int(model.get_output_embeddings().weight.shape[0]), "base": base,

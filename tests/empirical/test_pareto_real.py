@@ -219,4 +219,4 @@ def test_smollm2_on_the_wheel_reviews(tmp_path, monkeypatch):
     assert leaf["alpha"] is not None and 0.3 < leaf["alpha"] < 5  # Zipf-like text: α near 1
     bf = s["branching"]["smollm2-135m"]["heldout"]["branching_factor"]
     assert 1.5 < bf["base"] < 2000  # a real LM on review text: neither deterministic nor uniform
-    assert s["models"]["smollm2-135m"][0]["finetune"]["steps"] == 2
+    assert s["models"]["smollm2-135m"][0]["finetune"]["steps"] == 1  # 8 positives, batch 8, one epoch
