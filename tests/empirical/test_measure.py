@@ -81,6 +81,23 @@ def test_measure_writes_summary_tables_figure_and_report(tiny_dir, texts, tmp_pa
     assert wall < 60
 
 
+def test_two_seeds_pair_each_fine_tuning_against_the_one_base_read_out(tiny_dir, texts, tmp_path):
+    s = _run(tiny_dir, texts, tmp_path / "out", n_seeds=2, steps=2)
+    ch = s["changes"]["align_vs_base"]["aligned"]
+    assert ch["n_seeds"] == 2 and ch["ci_nats_per_token"][0] < ch["nats_per_token"] < ch["ci_nats_per_token"][1]
+    levels = [r.split(",") for r in (tmp_path / "out" / "levels.csv").read_text().splitlines()[1:]]
+    assert len({r[1] for r in levels if r[0] == "align"}) == 2  # two seeds, one base
+    assert "2 seeds" in s["claims"][0]["details"]["ci"]
+    assert all(c["ci"] is not None for c in s["claims"])
+
+
+def test_proxy_names_come_from_file_stems(tiny_dir, tmp_path):
+    cfg = ms.MeasureConfig(model=str(tiny_dir), n_readout=4)
+    (tmp_path / "wiki text.v2.jsonl").write_text('{"text": "a b c d"}\n{"text": "e f g h"}\n')
+    assert ms._proxy(str(tmp_path / "wiki text.v2.jsonl"), cfg, 0).name == "wiki_text_v2"
+    assert ms._proxy(["a b c d", "e f g h"], cfg, 3).name == "proxy3"
+
+
 def test_the_read_out_sets_are_held_out_from_the_training_texts(tiny_dir, texts):
     cfg = ms.MeasureConfig(model=str(tiny_dir), n_readout=8)
     a, t, px = ms._read_sets(cfg, texts["pos"], texts["neg"], ["far"])
