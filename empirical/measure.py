@@ -396,7 +396,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-readout", type=int, default=d.n_readout, help="texts per read-out set (96)")
     parser.add_argument("--readout-tokens", type=int, default=d.readout_tokens, help="tokens read per text (48)")
     parser.add_argument("--min-tokens", type=int, default=d.min_tokens,
-                        help="every read-out text must give at least this many tokens (8)")
+                        help="each read-out text of your own sets must give at least this many tokens (8)")
     parser.add_argument("--seeds", type=int, default=d.n_seeds, help="fine-tuning seeds (1)")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
