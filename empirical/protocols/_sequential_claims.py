@@ -24,11 +24,12 @@ No torch here; matplotlib only inside :func:`plot`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
-from tokentree.harness import Claim, band_verdict, mean_ci, pyplot, save_figure, sign_verdict
+from tokentree.harness import Claim, band_verdict, finite_or_none, mean_ci, pyplot, save_figure, sign_verdict
 
 from ._common import ci_min_detectable_effect
 
@@ -63,7 +64,8 @@ def _envelope_claims(config, envelope: dict, a: int, d_p_size: int) -> list[Clai
                       f"aligned model is stationary for its effective weights (a, c_p), so R = (a·Δγ_a)/(|D_p|·Δγ_p) "
                       f"= −c_p/|D_p| to first order (marker term, along the first perturbation step actually taken), "
                       f"with c_p read from the model's own marker probabilities",
-            predicted=e["predicted_ratio"]["mean"], measured=e["measured_ratio"]["mean"], ci=e["measured_ratio"]["ci"],
+            predicted=finite_or_none(e["predicted_ratio"]["mean"]), measured=finite_or_none(e["measured_ratio"]["mean"]),
+            ci=e["measured_ratio"]["ci"],
             verdict=band_verdict(u["ci"], u_lo, u_hi),
             rule=f"x = measured R ÷ predicted R inside [{lo:g}, {hi:g}]: the CI over seeds of u = (1 − x)/(1 + |x|) "
                  f"(the normalised first-order balance, bounded) inside [{u_lo:.4g}, {u_hi:.4g}]",
@@ -114,7 +116,7 @@ def _hooke_claim(config, hooke: dict, envelope: dict, a: int, r: float, term: st
                   f"after the first {t_first} perturbation samples ({term} term, replay share {r:g}) "
                   f"(a·Δγ_a)/(|D_p|·Δγ_p) = −1; a sequentially aligned model is not at that optimum, and the "
                   f"envelope law predicts −c_p/|D_p| instead (sequential.envelope.*)",
-        predicted=-1.0, measured=m, ci=ci, verdict=band_verdict(ci, h_lo, h_hi),
+        predicted=-1.0, measured=finite_or_none(m), ci=ci, verdict=band_verdict(ci, h_lo, h_hi),
         rule=f"CI inside [{h_lo:g}, {h_hi:g}]", source="paper §4.3 Eq. (3); Thm 4.2 (joint optimum)",
         details={"n_seeds": len(h[f"ratio_{term}"]["per_seed"]), "unit": "dimensionless", "a": a, "replay_share": r,
                  "k": d_p_size / a, "t": t_first, "band": [h_lo, h_hi],
@@ -146,7 +148,7 @@ def _replay_claims(config, envelope: dict, a: int, d_p_size: int) -> list[Claim]
               statement=f"Replaying a share of D_p during alignment (a = {a}) raises the aligned model's effective "
                         f"pre-training weight k_eff = c_p/a: k_eff(r = {r1:g}) − k_eff(r = {r0:g}) > 0 (the replayed "
                         f"data enters its objective with weight about r·|D_p|)",
-              predicted=">0", measured=mk, ci=ck, verdict=sign_verdict(ck, +1), rule="CI of the mean paired difference above 0",
+              predicted=">0", measured=finite_or_none(mk), ci=ck, verdict=sign_verdict(ck, +1), rule="CI of the mean paired difference above 0",
               source="envelope_law (proofs); paper Appendix C.2 [S] (mixing pre-training data into alignment)",
               details={**common, "unit": "k_eff (dimensionless)", "per_seed": dk,
                        "min_detectable_effect": _mde(ck, dk, level)}),
@@ -154,7 +156,7 @@ def _replay_claims(config, envelope: dict, a: int, d_p_size: int) -> list[Claim]
               statement=f"The paper's mitigation (Appendix C.2): with replay r = {r1:g} (a = {a}) the aligned model's "
                         f"margin log p(M_a)/p(M_t) falls less over the first {config.fall_at} perturbation samples than "
                         f"without replay (fall(r = {r1:g}) − fall(r = {r0:g}) < 0)",
-              predicted="<0", measured=mf, ci=cf, verdict=sign_verdict(cf, -1), rule="CI of the mean paired difference below 0",
+              predicted="<0", measured=finite_or_none(mf), ci=cf, verdict=sign_verdict(cf, -1), rule="CI of the mean paired difference below 0",
               source="paper Appendix C.2 [S]; effective-count reading: a larger c_p means each perturbation sample "
                      "moves the margin less",
               details={**common, "unit": "nats (logit margin)", "fall_at": config.fall_at, "per_seed": df,
@@ -195,7 +197,7 @@ def sequential_claims(config, results, hooke, envelope, d_p_size: int) -> list[C
             statement="The aligned model (no replay) is a stationary point of its effective in-sample objective "
                       "a·γ_a + c_p·γ_p: residual ||Σ c_i ∇γ_i|| / Σ c_i ||∇γ_i|| near 0, the precondition of the "
                       "total-loss versions of the law",
-            predicted=0.0, measured=st["mean"], ci=st["ci"],
+            predicted=0.0, measured=finite_or_none(st["mean"]), ci=st["ci"],
             verdict=sign_verdict(st["ci"], -1, threshold=cc.stationarity_max),
             rule=f"CI of the mean residual below {cc.stationarity_max:g}", source="envelope_law (proofs), item (d)",
             details={**common, "unit": "dimensionless", "a": a, "per_seed": st["per_seed"],
@@ -231,7 +233,8 @@ def sequential_claims(config, results, hooke, envelope, d_p_size: int) -> list[C
             predicted=f"<{cc.flipped_score_max:g}", measured=m, ci=ci, verdict=verdict,
             rule=f"CI of the mean over seeds below {cc.flipped_score_max:g}", source="PROTOTYPE.md §6 (t = 512)",
             details={**common, "a": a, "t": t_last, **info}))
-    return claims
+    # a cell with no finite value (e.g. no seed aligned toward a) is None in the record, never NaN
+    return [dataclasses.replace(c, details=finite_or_none(c.details)) for c in claims]
 
 
 def _log_point(mean: float, ci, floor: float) -> tuple[float, float, float, bool]:

@@ -103,7 +103,7 @@ def _cell(pred, meas, k_eff=1.0, fall=1.0, aligned_score=0.97, dgp=2.0, dfirst=-
     aligned = _point(0, score=aligned_score, margin=3.0, gp=1.0 + dgp)
     first = _point(8, score=0.5, margin=3.0 - fall, ga=1.01, gp=1.0 + dgp + dfirst)
     last = _point(16, score=final, margin=-3.0, gp=1.0)
-    eff = {"c_p": k_eff * 8, "k_eff": k_eff, "predicted_ratio": pred, "stationarity_effective": resid,
+    eff = {"c_p": None if k_eff is None else k_eff * 8, "k_eff": k_eff, "predicted_ratio": pred, "stationarity_effective": resid,
            "stationarity_joint": resid, "first_order": {"ratio_marker": meas, "ratio_total_in_sample": meas}}
     return {"pretrained": pre, "curve": [aligned, first, last], "effective": eff}
 
@@ -215,3 +215,11 @@ def test_the_envelope_residual_is_a_bounded_monotone_map_of_measured_over_predic
     c = _claims(cells)["sequential.envelope.replay50.a8"]
     assert c.details["envelope_residual_u"]["per_seed"][-1] == 1.0 and c.measured > 80
     assert c.verdict == "inconclusive" and _claims(cells)["sequential.envelope.replay0.a8"].verdict == "holds"
+
+
+def test_a_cell_without_any_aligned_seed_is_recorded_as_none_not_nan():
+    cells = [{0.0: _cell(None, -0.01, k_eff=None), 0.5: _cell(-0.3, -0.3)} for _ in range(3)]
+    claims = _claims(cells)
+    c = claims["sequential.envelope.replay0.a8"]
+    assert c.predicted is None and c.verdict == "inconclusive"
+    json.dumps([x.to_dict() for x in claims.values()], allow_nan=False)      # what write_summary requires
