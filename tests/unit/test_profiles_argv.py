@@ -31,7 +31,8 @@ def test_every_part_parses_with_the_real_parser_and_its_config_loads(profile, pa
         path = runner.find_config(args.config)
         assert path.parent == runner.CONFIG_DIR, f"{profile}/{part.name}: {args.config!r} must be a shipped config"
         protocol, config = runner.load(args.config, args.overrides)
-        assert protocol.__name__ == f"empirical.protocols.{part.name}", "a part runs its own protocol"
+        assert protocol.__name__ == f"empirical.protocols.{config.protocol}", "a config runs the protocol it names"
+        assert part.title and part.about, f"{part.name} has no title or description"
         assert type(config) is protocol.Config and runner.resolved_dict(config)["derived"]["config_hash"]
     elif argv[0] == "simulate":
         from tokentree.sim.config import CONFIG_DIR, find_config, load_sim_config
