@@ -59,7 +59,8 @@ def _kernel_tables(result) -> list[str]:
     copy = result["copy_bandwidth"]
     lines = [
         f"Copy bandwidth (np.copyto, 80 MB, read + write): **{copy['numpy_copyto']['GB_per_s']:.2f} GB/s**; "
-        f"numba copy loop {copy['numba_loop']['GB_per_s']:.2f} GB/s.",
+        f"numba copy loop {copy['numba_loop']['GB_per_s']:.2f} GB/s (the latest kernel run's; each row's share "
+        "of copy bandwidth uses the copy bandwidth measured in its own run).",
         "",
         "| kernel | n | work units | numba | numpy | plain Python | numba vs Python | numba vs numpy | M units/s | GB/s (share of copy) |",
         "|---|---|---|---|---|---|---|---|---|---|",

@@ -159,7 +159,7 @@ def compile_times() -> dict:
     return res
 
 
-def run_kernel(name, module, sizes, *, python_max, log, notes) -> list[dict]:
+def run_kernel(name, module, sizes, *, python_max, log, notes, copy_GB_per_s=None) -> list[dict]:
     setup = getattr(module, f"setup_{name}")
     nodes = getattr(module, f"nodes_{name}")
     check = getattr(module, f"check_{name}")
@@ -189,11 +189,12 @@ def run_kernel(name, module, sizes, *, python_max, log, notes) -> list[dict]:
                 continue
             if impl == "numpy" and npmax is not None and n > npmax:
                 continue
-            if impl != "python":
+            if impl not in ("python", "constriction"):  # (constriction: compiled Rust; 75 s a call at 10^7)
                 fn(state)  # warm-up (the numba compile is measured separately)
             gc.collect()
             m = measure(fn, state, budget_s=1.0 if impl != "python" else 2.0)
-            row = {**info, "impl": impl, **m, "nodes_per_s": info["nodes"] / m["median_s"]}
+            row = {**info, "impl": impl, **m, "nodes_per_s": info["nodes"] / m["median_s"],
+                   "copy_GB_per_s": copy_GB_per_s}  # the copy bandwidth of this run, for the share below
             if bytes_per_node:
                 row["GB_per_s"] = bytes_per_node * info["nodes"] / m["median_s"] / 1e9
             rows.append(row)
@@ -231,7 +232,8 @@ def summarise(rows, copy, compile_) -> dict:
                              constriction_vs_numba=con["median_s"] / nb["median_s"])
             if "GB_per_s" in nb:
                 entry["GB_per_s"] = nb["GB_per_s"]
-                entry["fraction_of_copy_bandwidth"] = nb["GB_per_s"] / copy["numpy_copyto"]["GB_per_s"]
+                entry["fraction_of_copy_bandwidth"] = nb["GB_per_s"] / (nb.get("copy_GB_per_s")
+                                                                        or copy["numpy_copyto"]["GB_per_s"])
             table.append(entry)
     return {"table": table}
 
@@ -294,7 +296,9 @@ def merge(old: dict | None, new: dict) -> dict:
     else:
         ran = set(new["runs"])
         merged = {**old, "started_at": new["started_at"], "machine": new["machine"]}
-        merged["rows"] = [r for r in old.get("rows", []) if r["kernel"] not in ran] + new["rows"]
+        old_copy = old.get("copy_bandwidth", {}).get("numpy_copyto", {}).get("GB_per_s")
+        merged["rows"] = [{"copy_GB_per_s": old_copy, **r} for r in old.get("rows", []) if r["kernel"] not in ran]
+        merged["rows"] += new["rows"]
         before = {r["kernel"]: {"started_at": old["started_at"], "load_average_start": old["machine"].get("load_average"),
                                 "load_average_end": None} for r in old.get("rows", [])}  # baselines before "runs"
         merged["runs"] = {**before, **old.get("runs", {}), **new["runs"]}
@@ -355,7 +359,8 @@ def main(argv=None) -> int:
         else:
             module = dict(KERNELS)[name]
             sizes = [n for n in getattr(module, f"SIZES_{name}") if n <= max_size]
-            result["rows"] += run_kernel(name, module, sizes, python_max=python_max, log=log, notes=result["notes"])
+            result["rows"] += run_kernel(name, module, sizes, python_max=python_max, log=log, notes=result["notes"],
+                                         copy_GB_per_s=result["copy_bandwidth"]["numpy_copyto"]["GB_per_s"])
         result["runs"][name] = {**run, "load_average_end": load_average()}
     result = merge(None, result)
     result["wall_time_s"] = time.perf_counter() - t0
