@@ -50,10 +50,9 @@ def _every(verdicts: list[str]) -> str:
 class ReboundReadouts:
     """The read-out parts of one real_rebound run: their table, claims, figures and summary extra."""
 
-    def __init__(self, config: Any, seeds: list[int], done: dict):
-        from .real_rebound import stage_plan
-
-        self.config, self.seeds, self.plan = config, seeds, stage_plan(config)
+    def __init__(self, config: Any, seeds: list[int], done: dict, plan: dict):
+        # ``plan`` is real_rebound.stage_plan(config), passed in so this module never imports its protocol
+        self.config, self.seeds, self.plan = config, seeds, plan
         self.rules, self.level, self.n_boot = config.claims, config.claims.ci_level, config.readout.n_boot
         base = {x: CodeLengths.from_dict(d) for x, d in done["base_readout"]["readouts"].items()}
         names = list(self.plan["positive"].values()) + [n for P in self.plan["negative"]

@@ -361,7 +361,7 @@ def _summarise(config: Config, folder: RunFolder, seeds: list[int], done: dict, 
     from . import _rebound_readouts as ro
 
     out_dir = folder.path
-    readouts = ro.ReboundReadouts(config, seeds, done)
+    readouts = ro.ReboundReadouts(config, seeds, done, stage_plan(config))
     write_csv(out_dir / "readouts.csv", readouts.table)
     claims = readouts.claims()
     figures = readouts.figures(out_dir)
