@@ -250,7 +250,7 @@ def plot_envelope(out_dir: Path, config, envelope: dict, d_p_size: int) -> str:
     """fig_envelope.png: measured against predicted −R over replay shares and alignment sizes, log axes,
     95 % CIs over seeds; the identity and the pre-registered band."""
     plt = pyplot()
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 5))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 6.4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     markers = "osD^v<>"
     vals = [-e[n]["mean"] for e in envelope.values() for n in ("predicted_ratio", "measured_ratio")
@@ -265,8 +265,9 @@ def plot_envelope(out_dir: Path, config, envelope: dict, d_p_size: int) -> str:
             col = colors[ir % len(colors)]
             label = f"a = {a}, r = {r:g}"
             ax.errorbar([x], [y], xerr=[[xl], [xh]], yerr=[[yl], [yh]], fmt="x" if wrong else markers[ia % 7],
-                        color=col, capsize=3, label=label + (" (wrong sign)" if wrong else ""))
-            bx.errorbar([r], [y], yerr=[[yl], [yh]], fmt=markers[ia % 7], color=col, capsize=3,
+                        color=col, capsize=3, label=label + (" (mean of the wrong sign, drawn at the floor)"
+                                                             if wrong else ""))
+            bx.errorbar([r], [y], yerr=[[yl], [yh]], fmt="x" if wrong else markers[ia % 7], color=col, capsize=3,
                         label=f"measured, a = {a}" if ir == 0 else None)
             bx.errorbar([r], [x], yerr=[[xl], [xh]], fmt=markers[ia % 7], mfc="none", color="k", capsize=2, alpha=0.7,
                         label="predicted −c_p/|D_p|" if ir == 0 and ia == 0 else None)
@@ -280,9 +281,10 @@ def plot_envelope(out_dir: Path, config, envelope: dict, d_p_size: int) -> str:
     if rs.size:
         bx.plot(rs, rs, "k:", label="nominal −R = r")
     bx.set_xscale("symlog", linthresh=0.05)
+    bx.set_xticks(list(config.replay_shares), [f"{r:g}" for r in config.replay_shares])
     bx.set(yscale="log", xlabel="replay share r of D_p during alignment", ylabel="−R", title="over replay shares")
-    for axx in (ax, bx):
-        axx.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=3)
+    bx.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=2)
     fig.suptitle(f"Sequential fine-tuning: the envelope law R = −c_p/|D_p| (|D_p| = {d_p_size}, "
                  f"{len(next(iter(envelope.values()))['rows'])} seeds, 95 % CIs)")
     save_figure(fig, out_dir / "fig_envelope.png", dpi=120)
