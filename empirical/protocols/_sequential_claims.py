@@ -11,8 +11,8 @@ Claims per alignment size a (bands from ``config.claims``, every verdict a rule 
   finite-step R (second order included) and the in-sample total-loss R sit in its details;
 * ``sequential.hooke_{marker,total}.a<a>`` (theory, r = 0) and ``sequential.hooke_marker.replay<pct>.a<a>``
   (the largest r > 0): the value −1, which the theory predicts **at the joint optimum only**;
-* ``sequential.stationarity.a<a>`` (sanity, r = 0): the aligned model's in-sample residual for its
-  effective objective, the precondition of the total-loss versions;
+* ``sequential.stationarity.a<a>`` (sanity, r = 0; only with ``in_sample_gradients``): the aligned
+  model's in-sample residual for its effective objective, the precondition of the total-loss versions;
 * ``sequential.replay_raises_k_eff.a<a>`` (theory) and ``sequential.replay_shrinks_fall.a<a>``
   (paper, Appendix C.2): how k_eff and the fall of the margin under perturbation change between
   r = 0 and the largest replay share;
@@ -192,17 +192,18 @@ def sequential_claims(config, results, hooke, envelope, d_p_size: int) -> list[C
             claims.append(_hooke_claim(config, hooke, envelope, a, r_max, "marker", d_p_size))
             claims += _replay_claims(config, envelope, a, d_p_size)
         st = e0["stationarity_effective"]
-        claims.append(Claim(
-            id=f"sequential.stationarity.a{a}", tier="sanity",
-            statement="The aligned model (no replay) is a stationary point of its effective in-sample objective "
-                      "a·γ_a + c_p·γ_p: residual ||Σ c_i ∇γ_i|| / Σ c_i ||∇γ_i|| near 0, the precondition of the "
-                      "total-loss versions of the law",
-            predicted=0.0, measured=finite_or_none(st["mean"]), ci=st["ci"],
-            verdict=sign_verdict(st["ci"], -1, threshold=cc.stationarity_max),
-            rule=f"CI of the mean residual below {cc.stationarity_max:g}", source="envelope_law (proofs), item (d)",
-            details={**common, "unit": "dimensionless", "a": a, "per_seed": st["per_seed"],
-                     "joint_objective_residual": e0["stationarity_joint"]["mean"],
-                     "min_detectable_effect": _mde(st["ci"], st["per_seed"], level)}))
+        if config.in_sample_gradients:
+            claims.append(Claim(
+                id=f"sequential.stationarity.a{a}", tier="sanity",
+                statement="The aligned model (no replay) is a stationary point of its effective in-sample objective "
+                          "a·γ_a + c_p·γ_p: residual ||Σ c_i ∇γ_i|| / Σ c_i ||∇γ_i|| near 0, the precondition of the "
+                          "total-loss versions of the law",
+                predicted=0.0, measured=finite_or_none(st["mean"]), ci=st["ci"],
+                verdict=sign_verdict(st["ci"], -1, threshold=cc.stationarity_max),
+                rule=f"CI of the mean residual below {cc.stationarity_max:g}", source="envelope_law (proofs), item (d)",
+                details={**common, "unit": "dimensionless", "a": a, "per_seed": st["per_seed"],
+                         "joint_objective_residual": e0["stationarity_joint"]["mean"],
+                         "min_detectable_effect": _mde(st["ci"], st["per_seed"], level)}))
         cells = [results[j][key0] for j in results]
         m, ci, verdict, info = mean_rule([c["curve"][0]["score"] for c in cells], +1, cc.aligned_score_min)
         claims.append(Claim(

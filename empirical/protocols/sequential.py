@@ -10,8 +10,8 @@ PROTOTYPE.md P5), with a cosine schedule by default: a constant rate leaves end-
 0.01–0.08 in the marker probabilities, which takes the aligned categorical off the effective-weight
 form the envelope prediction reads (measured on 2 seeds: per-seed measured ÷ predicted R 0.54–4.5
 with a constant rate, 0.82–1.24 with cosine, outside the cell a = 100, r = 1). It is then perturbed by **one streamed pass** over sequences of the perturbation
-component, read at the cumulative sizes ``perturbation_sizes`` (t). The optimizer is fresh for
-alignment and, unless ``keep_optimizer``, fresh again for the perturbation.
+component, read at the cumulative sizes ``perturbation_sizes`` (t; with replay only up to ``fall_at``).
+The optimizer is fresh for alignment and, unless ``keep_optimizer``, fresh again for the perturbation.
 
 At every read-out: γ_a and γ_p on held-out data (nats/sequence, split into marker and rest), the
 behaviour score p(M_a)/(p(M_a)+p(M_t)) and its logit margin (exact), and relative to the aligned model
@@ -98,6 +98,7 @@ class Config(MixtureExperiment):
     align_epochs: int = 3
     perturbation_sizes: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
     fall_at: int = 64
+    in_sample_gradients: bool = True
     keep_optimizer: bool = False
     pretrain: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=600))
     align: TrainConfig = field(default_factory=lambda: TrainConfig(
@@ -131,6 +132,15 @@ class Config(MixtureExperiment):
             raise ConfigError(f"perturb.decay must be 'constant' with perturb.warmup_steps = 0 (the stream is one "
                               f"pass read at several sizes); got decay={self.perturb.decay!r}, "
                               f"warmup_steps={self.perturb.warmup_steps}.")
+
+    # ``in_sample_gradients``: the in-sample gradients of D_a and D_p at every aligned model (the
+    # stationarity residuals and the in-sample total-loss R; about a third of a quick run's time)
+
+    def read_points(self, r: float) -> list[int]:
+        """Where the perturbation stream of a cell is read: every size without replay; with replay only
+        up to ``fall_at`` (its claims read the first point and ``fall_at``; the rest costs evaluations)."""
+        ts = list(self.perturbation_sizes)
+        return ts if r == 0 else [t for t in ts if t <= max(ts[0], self.fall_at)]
 
     def replay_size(self, r: float) -> int:
         """Replayed sequences per component of D_p for share r."""
@@ -172,12 +182,18 @@ def _replay(pretrain, config: Config, r: float):
 
 def effective_weights(model, world, data: dict, d_a, config: Config, a: int, marker_lp) -> tuple[dict, dict]:
     """The aligned model's effective pre-training weight c_p, k_eff = c_p/a, the envelope prediction
-    −c_p/|D_p|, and its in-sample stationarity residuals for the effective objective (a, c_p) and for
-    the joint one (a, |D_p|). Also returns the gradients (not JSON) for :func:`first_order_ratios`."""
+    −c_p/|D_p|, and (with ``config.in_sample_gradients``) its in-sample stationarity residuals for the
+    effective objective (a, c_p) and for the joint one (a, |D_p|). Also returns the gradients (not
+    JSON) for :func:`first_order_ratios`."""
     from ..metrics import effective_pretraining_weight, marker_nll_gradients, nll_gradient
 
     d_p_size = len(data["pretrain"])
     c_p = effective_pretraining_weight(np.asarray(marker_lp), config.aligned_component, a)
+    eff = {"c_p": c_p, "k_eff": None if c_p is None else c_p / a,
+           "predicted_ratio": None if c_p is None else -c_p / d_p_size}
+    grads = {"marker": marker_nll_gradients(model, world)}
+    if not config.in_sample_gradients:   # the quick profile's saving: no residuals, no in-sample total R
+        return {**eff, "stationarity_effective": None, "stationarity_joint": None}, grads
     g_a = nll_gradient(model, d_a, batch_size=config.eval.batch_size)            # a ∇γ_a (in-sample)
     g_p = nll_gradient(model, data["pretrain"], batch_size=config.eval.batch_size)  # |D_p| ∇γ_p
     na, np_, dot = float(np.linalg.norm(g_a)), float(np.linalg.norm(g_p)), float(g_a @ g_p)
@@ -186,11 +202,9 @@ def effective_weights(model, world, data: dict, d_a, config: Config, a: int, mar
         den = na + beta * np_
         return math.sqrt(max(na * na + 2 * beta * dot + beta * beta * np_ * np_, 0.0)) / den if den > 0 else 0.0
 
-    eff = {"c_p": c_p, "k_eff": None if c_p is None else c_p / a,
-           "predicted_ratio": None if c_p is None else -c_p / d_p_size,
-           "stationarity_effective": None if c_p is None else residual(c_p / d_p_size),
-           "stationarity_joint": residual(1.0), "grad_norm_a": na, "grad_norm_p": np_, "grad_dot": dot}
-    return eff, {"total_a": g_a, "total_p": g_p, "marker": marker_nll_gradients(model, world)}
+    eff.update({"stationarity_effective": None if c_p is None else residual(c_p / d_p_size),
+                "stationarity_joint": residual(1.0), "grad_norm_a": na, "grad_norm_p": np_, "grad_dot": dot})
+    return eff, {**grads, "total_a": g_a, "total_p": g_p}
 
 
 def _flat_params(model) -> np.ndarray:
@@ -202,10 +216,13 @@ def first_order_ratios(grads: dict, delta: np.ndarray, a: int, d_p_size: int, al
     aligned model): the marker term, Δγ_i ≈ ∇γ_i·δ, and the in-sample total code length."""
     g = grads["marker"]
     da, dp = float(g[aligned] @ delta), float(g.mean(axis=0) @ delta)
-    ta, tp = float(grads["total_a"] @ delta), float(grads["total_p"] @ delta)   # a Δγ_a, |D_p| Δγ_p
-    return {"delta_a_marker": da, "delta_p_marker": dp,
-            "ratio_marker": (a * da) / (d_p_size * dp) if dp != 0 else float("nan"),
-            "ratio_total_in_sample": ta / tp if tp != 0 else float("nan"), "delta_norm": float(np.linalg.norm(delta))}
+    out = {"delta_a_marker": da, "delta_p_marker": dp,
+           "ratio_marker": (a * da) / (d_p_size * dp) if dp != 0 else float("nan"),
+           "ratio_total_in_sample": None, "delta_norm": float(np.linalg.norm(delta))}
+    if "total_a" in grads:
+        ta, tp = float(grads["total_a"] @ delta), float(grads["total_p"] @ delta)   # a Δγ_a, |D_p| Δγ_p
+        out["ratio_total_in_sample"] = ta / tp if tp != 0 else float("nan")
+    return out
 
 
 def _one_alignment(config, world, pretrained, data, a: int, r: float, seeds, progress: bool) -> dict:
@@ -227,7 +244,7 @@ def _one_alignment(config, world, pretrained, data, a: int, r: float, seeds, pro
     opt = log.optimizer if config.keep_optimizer else None
     stream = iterate_batches(data["perturb"], config.perturb.batch_size)
     done = 0
-    for t in config.perturbation_sizes:
+    for t in config.read_points(r):
         steps = (t - done) // config.perturb.batch_size
         seg_cfg = dataclasses.replace(config.perturb, max_steps=steps)
         seg = train(model, stream, seg_cfg, optimizer=opt, progress=False)

@@ -37,8 +37,10 @@ def test_sequential_runs_end_to_end_keeps_its_bookkeeping_and_resumes(tmp_path):
                for c in summary["claims"] if c["tier"] in ("theory", "paper"))
     with (tmp_path / "curves.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    # per seed, a and replay share: pretrained, aligned, two perturbation read-outs
-    assert len(rows) == 2 * 2 * 2 * 4
+    # per seed and a: pretrained, aligned, two perturbation read-outs without replay; with replay the
+    # stream is read only up to fall_at (one read-out here)
+    assert len(rows) == 2 * 2 * (4 + 3)
+    assert {r["t"] for r in rows if r["replay_share"] == "0.5"} == {"-1", "0", "8"}
     for r in rows:
         if r["stage"] != "perturbed":
             continue
@@ -200,6 +202,8 @@ def test_shipped_sequential_configs_test_the_envelope_over_two_decades_of_replay
         assert cfg.n_seeds >= 3 and cfg.align_steps(100) == 10 and cfg.replay_shares[0] == 0
     for name in ("sequential_cpu", "sequential_gpu"):
         assert runner.load(name)[1].replay_shares == (0.0, 0.1, 0.3, 1.0)
+    cpu = runner.load("sequential_cpu")[1]
+    assert cpu.read_points(0.0) == [16, 32, 64, 128, 256, 512] and cpu.read_points(0.3) == [16, 32, 64]
 
 
 def test_the_envelope_residual_is_a_bounded_monotone_map_of_measured_over_predicted():
@@ -223,3 +227,13 @@ def test_a_cell_without_any_aligned_seed_is_recorded_as_none_not_nan():
     c = claims["sequential.envelope.replay0.a8"]
     assert c.predicted is None and c.verdict == "inconclusive"
     json.dumps([x.to_dict() for x in claims.values()], allow_nan=False)      # what write_summary requires
+
+
+def test_without_in_sample_gradients_the_envelope_stays_and_the_residuals_go(tmp_path):
+    summary = runner.run_config("sequential_cpu", TOY + ["in_sample_gradients=false", "alignment_sizes=[8]"], tmp_path,
+                                progress=False)
+    ids = {c["id"] for c in summary["claims"]}
+    assert "sequential.envelope.replay50.a8" in ids and "sequential.stationarity.a8" not in ids
+    cell = json.loads((tmp_path / "parts" / "seed0.json").read_text())["result"]["cells"]["a8_replay50"]
+    assert cell["effective"]["stationarity_joint"] is None and cell["effective"]["first_order"]["ratio_total_in_sample"] is None
+    assert np.isfinite(cell["effective"]["first_order"]["ratio_marker"])
