@@ -21,6 +21,7 @@ detectable effect (80 % power at the CI level, from the interval's half-width).
 * ``envelope_prediction`` (theory): if θ_hi is stationary for c_a γ_a + c_p γ_p, the ratio
   Δγ_a/Δγ_p is −c_p/c_a along every small step; the ratio along the last positive segment predicts it
   along the first negative step. Holds if measured/predicted lies in ``claims.envelope_band``.
+  Details: ``positive_weights_verdict``, whether c_p/c_a > 0 at all (the sets pull apart).
 * ``near_returns_toward_base`` / ``far_returns_toward_base`` (paper, rebound toward pre-training):
   |Δγ_X(θ_P)| − |Δγ_X(θ_P + last negatives)| > 0 for every P.
 """
@@ -231,6 +232,11 @@ class ReboundReadouts:
             f"{self.level:.0%} bootstrap CI of measured/predicted inside the band holds, wholly outside fails",
             "proofs/envelope_law.py (b); REVIEW-empirical §5",
             proxy=x, c_p_over_c_a=-r_pos if math.isfinite(r_pos) else None,
+            # the law with positive weights c_a, c_p > 0 needs Δγ_a/Δγ_p < 0 (the sets pull apart)
+            positive_weights_verdict=sign_verdict(ci_pos, -1),
+            positive_weights_rule="c_p/c_a = −Δγ_a/Δγ_p > 0: CI of the positive-segment ratio below 0 holds, "
+                                  "above 0 fails (then both sets move together: no positive-weight objective "
+                                  "is stationary there, whatever the ratio's direction-independence)",
             predicted_ratio=r_pos, ci_predicted_ratio=ci_pos, measured_ratio=r_neg, ci_measured_ratio=ci_neg,
             predicted_delta_proxy_nats=d_a_neg / r_pos if r_pos and math.isfinite(r_pos) else None,
             measured_delta_proxy_nats=est(lambda d: d(x, after) - d(x, at)), delta_aligned_nats=d_a_neg,

@@ -104,6 +104,8 @@ def test_real_rebound_end_to_end_and_resume(tiny_dir, tmp_path, monkeypatch):
             assert row["nats_per_token"] > 0 and row["bits_per_byte"] > 0
     assert stages["pos16"]["aligned"]["delta_nats_per_token"] < 0  # lr 0.01 on a tiny model: D_a is learnt
     assert s["sets"]["far"]["files"] and s["replay_mismatches"] == []
+    env = by_id["real_rebound.envelope_prediction"]["details"]
+    assert env["positive_weights_verdict"] in ("holds", "fails", "inconclusive") and env["predicted_ratio"] is not None
     assert (out / "fig_readouts.png").stat().st_size > 1000 and (out / "fig_elasticity.png").stat().st_size > 1000
 
     # a rerun trains nothing, even with other verdict rules: every unit comes from its part file
