@@ -68,8 +68,8 @@ _ABOUT: dict[str, tuple[str, str]] = {
                  "Theorem 4.2 and Hooke's law on synthetic token-tree worlds: exact mixtures and finite "
                  "samples, the −k law, the elastic invariant and the regimes where the law fails."),
     "joint": ("Measurement: joint training of small LMs (what Thm 4.2 models)",
-              "Small GPT-2 models trained jointly on D_p ∪ D_a ∪ D_t of a token-tree world; the marker-term "
-              "slope ratio against −k."),
+              "Small GPT-2 models trained jointly on D_p ∪ D_a ∪ D_t of a token-tree world; the per-marker law "
+              "(measured against predicted marker changes), the slope ratio against −k, and the paired KL to the world."),
     "sequential": ("Measurement: pre-train → align → perturb",
                    "Sequential fine-tuning as practitioners do it: γ_a, γ_p and behaviour along the perturbation."),
     "resistance": ("Paper §5.1 on token-tree worlds: resistance",
