@@ -183,8 +183,13 @@ def _ordered_batches(corpus, batch_size: int):
     return iterate_batches(corpus, batch_size)
 
 
-def run_seed(cfg: Config, seed: int, *, progress: bool = False) -> dict:
-    """Every stage of the protocol for one seed; returns a JSON-able record (see module docstring)."""
+def run_seed(cfg: Config, seed: int, *, progress: bool = False, pretrain_fn=None) -> dict:
+    """Every stage of the protocol for one seed; returns a JSON-able record (see module docstring).
+
+    ``pretrain_fn(model, batches)``, if given, replaces stage 1 (``train(model, batches, cfg.pretrain)``):
+    the scaling protocol loads a checkpoint of one longer run there, so that every pre-training volume
+    comes from one schedule while the data, initialisation and later stages stay this function's.
+    """
     import torch
 
     from ..data import batch_stream, build_world
@@ -208,8 +213,11 @@ def run_seed(cfg: Config, seed: int, *, progress: bool = False) -> dict:
     model = build_model(cfg.model, world.vocab_size, max_positions=world.max_sequence_tokens, seed=init_seed)
     measure = dict(world=world, heldout_a=heldout_a, heldout_p=heldout_p, kl_data=kl_data, aligned=a,
                    perturbed=t, batch_size=cfg.eval.batch_size)
-    train(model, batch_stream(pre_corpus, cfg.pretrain.batch_size, seed=init_seed), cfg.pretrain,
-          progress=progress, desc="pre-train")
+    pre_batches = batch_stream(pre_corpus, cfg.pretrain.batch_size, seed=init_seed)
+    if pretrain_fn is None:
+        train(model, pre_batches, cfg.pretrain, progress=progress, desc="pre-train")
+    else:
+        pretrain_fn(model, pre_batches)
     ref = copy.deepcopy(model).eval()
     record = {"seed": seed, "n_parameters": count_parameters(model),
               "pretrain_steps": cfg.pretrain.max_steps,
