@@ -23,6 +23,7 @@ __all__ = [
     "MODEL_SIZES",
     "ModelConfig",
     "LMWorldConfig",
+    "PromptedWorldConfig",
     "TrainConfig",
     "EvalConfig",
     "resolve_device",
@@ -134,6 +135,70 @@ class LMWorldConfig:
     @property
     def max_sequence_tokens(self) -> int:
         return self.max_length + 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromptedWorldConfig(LMWorldConfig):
+    """The ``[world]`` table of a prompted world (:mod:`empirical.prompted_world`): prompt + response.
+
+    The inherited fields describe the ``n_components`` response *styles* (component 0 other,
+    ``positive_style``, ``negative_style``) exactly as in :class:`LMWorldConfig`. A prompt is
+    ``prompt_length`` tokens over ``prompt_vocab`` prompt tokens; the response is a shared prefix of
+    ``prefix_length`` tokens, then the style's marker (response depth ``prefix_length + 1``), then the
+    style's content. P(style | prompt) = softmax of ``style_bias`` + ``prompt_effect`` x (a normal
+    contribution per prompt position and token) + ``interaction`` x (a normal contribution per pair
+    of the first two prompt tokens). The prompts are split, disjointly, into ``n_align_prompts``,
+    ``n_negative_prompts``, ``n_eval_prompts`` and the pre-training prompts (``n_pretrain_prompts``,
+    0 = all the rest).
+    """
+
+    prompt_vocab: int = 8
+    prompt_length: int = 3
+    prefix_length: int = 3
+    prompt_effect: float = 1.0
+    interaction: float = 0.5
+    style_bias: tuple[float, ...] = ()
+    positive_style: int = 1
+    negative_style: int = 2
+    n_align_prompts: int = 50
+    n_negative_prompts: int = 50
+    n_eval_prompts: int = 100
+    n_pretrain_prompts: int = 0
+    min_length: int = 4
+    max_length: int = 10
+    content_vocab: int = 16
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_at_least(self, prompt_vocab=2, prompt_length=1, prefix_length=1, n_align_prompts=1,
+                       n_negative_prompts=1, n_eval_prompts=1, n_pretrain_prompts=0)
+        for name in ("prompt_effect", "interaction"):
+            v = getattr(self, name)
+            check_range(name, v, math.isfinite(v) and v >= 0, "a finite float >= 0")
+        c = self.n_components
+        check_range("style_bias", list(self.style_bias), len(self.style_bias) in (0, c)
+                    and all(math.isfinite(b) for b in self.style_bias), f"empty or {c} finite floats (one per style)")
+        for name in ("positive_style", "negative_style"):
+            v = getattr(self, name)
+            check_range(name, v, 0 <= v < c, f"an int in [0, {c - 1}] (n_components = {c})")
+        if self.positive_style == self.negative_style:
+            raise ConfigError(f"negative_style must differ from positive_style; got both {self.positive_style}.")
+        total = self.prompt_vocab ** self.prompt_length
+        held = self.n_align_prompts + self.n_negative_prompts + self.n_eval_prompts
+        check_range("prompt_vocab", self.prompt_vocab, total <= 10**7, "small enough that prompt_vocab ** "
+                    "prompt_length <= 1e7")
+        check_range("n_pretrain_prompts", self.n_pretrain_prompts, held + max(1, self.n_pretrain_prompts) <= total,
+                    f"at most {total - held} (prompt_vocab ** prompt_length = {total} prompts, {held} held for "
+                    f"alignment, negatives and evaluation)")
+
+    @property
+    def vocab_size(self) -> int:
+        """PAD, BOS, EOS, one marker per style, content, prompt tokens, prefix tokens."""
+        return 3 + self.n_components + self.content_vocab + self.prompt_vocab + self.prefix_length
+
+    @property
+    def max_sequence_tokens(self) -> int:
+        return 1 + self.prompt_length + self.prefix_length + 1 + self.max_length + 1
 
 
 @dataclass(frozen=True, kw_only=True)
