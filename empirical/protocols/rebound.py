@@ -50,7 +50,7 @@ from tokentree.harness import (
     write_csv,
 )
 
-from ..config import TrainConfig
+from ..config import PromptedWorldConfig, TrainConfig
 from ._common import (
     ClaimsBase,
     PretrainedWorldData,
@@ -143,6 +143,11 @@ class Config(PretrainedWorldExperiment):
             v = getattr(self.data, name)
             check_range(f"data.{name}", v, v < self.world.n_components,
                         f"an int < world.n_components ({self.world.n_components})")
+        if isinstance(self.world, PromptedWorldConfig):
+            for name, style in (("aligned_component", "positive_style"), ("perturbed_component", "negative_style")):
+                want = getattr(self.world, style)
+                check_range(f"data.{name}", getattr(self.data, name), getattr(self.data, name) == want,
+                            f"world.{style} ({want}) in a prompted world")
         per_step = self.negative.batch_size * self.negative.grad_accum
         check_range("data.negatives", list(self.data.negatives), all(n % per_step == 0 for n in self.data.negatives),
                     f"multiples of negative.batch_size * negative.grad_accum ({per_step}): the negative pass is "
@@ -162,8 +167,15 @@ def _measure(model, *, world, ref, heldout_a, heldout_p, kl_data, aligned: int, 
              batch_size: int) -> dict:
     from ..metrics import behaviour_score, compression_rate, kl_to_reference, marker_logprobs, sequence_scores
 
-    lp = marker_logprobs(model, world)
-    score, margin = behaviour_score(lp, aligned, perturbed)
+    if hasattr(world, "split"):        # a prompted world: the behaviour on its held-out prompts, behind the prefix
+        from ..prompted_world import model_behaviour
+
+        b = model_behaviour(model, world)
+        lp = np.mean(b["style_logprobs"], axis=0)
+        score, margin = b["score"], b["margin"]
+    else:
+        lp = marker_logprobs(model, world)
+        score, margin = behaviour_score(lp, aligned, perturbed)
     out = {"score": score, "margin": margin, "marker_logprobs": lp.tolist()}
     rate_a = compression_rate(sequence_scores(model, heldout_a, batch_size=batch_size))
     rate_p = compression_rate(sequence_scores(model, heldout_p, batch_size=batch_size))
@@ -197,17 +209,27 @@ def run_seed(cfg: Config, seed: int, *, progress: bool = False, pretrain_fn=None
     from ..train import train
 
     t0 = time.perf_counter()
-    world = build_world(cfg.world)
     d = cfg.data
     a, t = d.aligned_component, d.perturbed_component
     ss = np.random.SeedSequence(seed).spawn(6)
-    pre_corpus = world.sample_mixture([d.n_pretrain] * world.n_components, ss[0])
-    heldout_p = world.sample_mixture([cfg.eval.n_heldout] * world.n_components, ss[1])
-    heldout_a = world.sample(a, cfg.eval.n_heldout, ss[2])
+    if isinstance(cfg.world, PromptedWorldConfig):
+        # prompt + response: pre-training, alignment, negatives and evaluation on disjoint prompt sets
+        from ..prompted_world import build_prompted_world
+
+        world = build_prompted_world(cfg.world)
+        pre_corpus = world.pretrain_data(d.n_pretrain * world.n_styles, ss[0])
+        heldout_p = world.eval_data(cfg.eval.n_heldout * world.n_styles, ss[1])
+        heldout_a = world.sample(world.split.eval, cfg.eval.n_heldout, ss[2], style=a)
+        positives, negatives = world.positive_data(max(d.positives), ss[3]), world.negative_data(max(d.negatives), ss[4])
+    else:
+        world = build_world(cfg.world)
+        pre_corpus = world.sample_mixture([d.n_pretrain] * world.n_components, ss[0])
+        heldout_p = world.sample_mixture([cfg.eval.n_heldout] * world.n_components, ss[1])
+        heldout_a = world.sample(a, cfg.eval.n_heldout, ss[2])
+        positives = world.sample(a, max(d.positives), ss[3])
+        negatives = world.sample(t, max(d.negatives), ss[4])
     kl_idx = np.random.default_rng(ss[1]).permutation(len(heldout_p))[:d.n_kl_sequences]
     kl_data = [heldout_p.sequences[i] for i in sorted(kl_idx)]
-    positives = world.sample(a, max(d.positives), ss[3])
-    negatives = world.sample(t, max(d.negatives), ss[4])
     init_seed = int(ss[5].generate_state(1)[0])
 
     model = build_model(cfg.model, world.vocab_size, max_positions=world.max_sequence_tokens, seed=init_seed)
