@@ -132,7 +132,8 @@ def _offline_alternatives() -> str:
 class ModelSource:
     """Where :func:`locate_model` found a model.
 
-    ``kind`` is ``"offline"`` (an alias of :data:`OFFLINE_MODELS`), ``"folder"`` or ``"hub"``;
+    ``kind`` is ``"offline"`` (an alias of :data:`OFFLINE_MODELS`), ``"folder"``, ``"hub"`` or
+    ``"scratch"`` (``scratch:<config>[@<step>]``, :mod:`empirical.scratch_lm`);
     ``location`` the folder (or GGUF file still to convert) or the hub id; ``local_files_only`` tells
     the loader never to ask the network (a cached hub id while the hub is offline or unreachable).
     """
@@ -340,6 +341,10 @@ def locate_model(name: str) -> ModelSource:
                                      f"{sorted(OFFLINE_MODELS)}, a local folder or a hub id); got {name!r}.")
     if name in OFFLINE_MODELS:
         return _locate_offline(name)
+    if name.startswith("scratch:"):  # a from-scratch LM this package pre-trains (empirical.scratch_lm)
+        from .scratch_lm import locate_scratch
+
+        return locate_scratch(name)
     path = Path(name).expanduser()
     if path.exists():
         check_model_folder(path)
@@ -468,4 +473,8 @@ def resolve_model_path(name: str | ModelSource, *, progress: bool = True) -> str
     source = name if isinstance(name, ModelSource) else locate_model(name)
     if source.kind == "offline":
         return str(ensure_offline_model(source.name, progress=progress))
+    if source.kind == "scratch":  # pre-trained on first use, then cached
+        from .scratch_lm import resolve_scratch
+
+        return resolve_scratch(source, progress=progress)
     return source.location
