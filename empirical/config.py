@@ -187,6 +187,9 @@ class PromptedWorldConfig(LMWorldConfig):
         held = self.n_align_prompts + self.n_negative_prompts + self.n_eval_prompts
         check_range("prompt_vocab", self.prompt_vocab, total <= 10**7, "small enough that prompt_vocab ** "
                     "prompt_length <= 1e7")
+        if held >= total:
+            raise ConfigError(f"n_align_prompts + n_negative_prompts + n_eval_prompts must be less than prompt_vocab ** "
+                              f"prompt_length ({total}: some prompts must be left for pre-training); got {held}.")
         check_range("n_pretrain_prompts", self.n_pretrain_prompts, held + max(1, self.n_pretrain_prompts) <= total,
                     f"at most {total - held} (prompt_vocab ** prompt_length = {total} prompts, {held} held for "
                     f"alignment, negatives and evaluation)")
