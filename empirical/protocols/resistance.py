@@ -17,6 +17,12 @@ and the KL-change variant: ΔKL = KL(start ‖ end) per token on the target data
 the model (the digest does not say which KL the paper's Appendix B.1 used; ``details`` also keep the
 drop of KL(generator ‖ model), the other reading). Each comparison becomes a claim of digest §5.3
 item 14 with a Student-t CI over seeds; a reversal names the control that explains it.
+
+Controls (:mod:`._resistance_control`, REVIEW-empirical §3 R4): the step-0 asymmetry KL(θ_l‖θ_k) −
+KL(θ_k‖θ_l) of the pair as its own claim, and, with ``control.enabled``, the entropy-direction arm
+(peaked pre-training, alignment toward the uniform mix, so the later slices have *higher* entropy) run on
+the same seeds as the main arm, whose claim separates "return to the earlier model" from "sharpening is
+slower than flattening". Units (arm × seed) are resumable parts and may run in ``workers`` processes.
 """
 
 from __future__ import annotations
@@ -38,13 +44,31 @@ from tokentree.harness import (
     finite_or_none,
     mean_ci,
     mean_ci_columns,
-    run_seeds,
+    run_units,
+    seed_list,
     sign_verdict,
     write_csv,
 )
 
 from ..config import TrainConfig
-from ._common import ClaimsBase, PretrainedWorldData, PretrainedWorldExperiment, RunFolder, ci_min_detectable_effect
+from ._common import (
+    ClaimsBase,
+    PretrainedWorldData,
+    PretrainedWorldExperiment,
+    RunFolder,
+    ci_min_detectable_effect,
+    setup_torch,
+)
+from ._resistance_control import (
+    ResistanceControl,
+    arm_table,
+    control_claims,
+    control_corpora,
+    entropy_gaps,
+    pair_gaps,
+    seed_mean_gaps,
+    step0_claim,
+)
 
 __all__ = ["ResistanceData", "ResistanceClaims", "Config", "run", "run_seed", "sample_sequences", "resistance_claims",
            "PATH_METRICS"]
@@ -78,9 +102,21 @@ class ResistanceData(PretrainedWorldData):
 
 @dataclass(frozen=True, kw_only=True)
 class ResistanceClaims(ClaimsBase):
-    """The ``[claims]`` table of the resistance protocol. Its claims are signs (forward − inverse > 0,
-    judged on the CI over seeds of the per-seed mean gap), so the one pre-registered setting is the
-    CI level."""
+    """The ``[claims]`` table of the resistance protocol. The paper's claims are signs (forward − inverse
+    > 0, judged on the CI over seeds of the per-seed mean gap). ``step0_band_bits``: the equivalence band
+    of the step-0 asymmetry (bits/token; default a third of the entropy-corrected gap of +0.0098 that
+    REVIEW R4 measured, so a step-0 asymmetry inside it explains at most a third of such a gap).
+    ``control_margin_bits``: the control arm's direction claim holds above +margin and fails (a flip)
+    below −margin (default a tenth of that gap: smaller effects are named neither)."""
+
+    step0_band_bits: float = 0.003
+    control_margin_bits: float = 0.001
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("step0_band_bits", "control_margin_bits"):
+            v = getattr(self, name)
+            check_range(name, v, math.isfinite(v) and v >= 0, "a finite float >= 0 (bits/token)")
 
 
 def _stage_default() -> TrainConfig:
@@ -98,14 +134,23 @@ class Config(PretrainedWorldExperiment):
     finetune: TrainConfig = field(default_factory=_stage_default)
     finetune_epochs: int = 1
     sample_batch_size: int = 200
+    workers: int = 1
+    control: ResistanceControl = field(default_factory=ResistanceControl)
     claims: ResistanceClaims = field(default_factory=ResistanceClaims)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_at_least(self, finetune_epochs=1, sample_batch_size=1)
+        check_range("workers", self.workers, 1 <= self.workers <= 64, "an int in [1, 64] (parallel processes)")
         check_range("data.aligned_component", self.data.aligned_component,
                     self.data.aligned_component < self.world.n_components,
                     f"an int < world.n_components ({self.world.n_components})")
+        if self.control.enabled:
+            self.control.validate(self.world.n_components, self.data.n_align, self.data.n_slices)
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        return ("main", "control") if self.control.enabled else ("main",)
 
     @property
     def pairs(self) -> list[tuple[int, int]]:
@@ -159,8 +204,11 @@ def _mean_bits(model, seqs, batch_size: int) -> float:
     return compression_rate(sequence_scores(model, seqs, batch_size=batch_size))["bits_per_token"]
 
 
-def run_seed(cfg: Config, seed: int, *, progress: bool = False) -> dict:
-    """Pre-train, slice one alignment epoch, sample D_k, run every forward and inverse path for one seed."""
+def run_seed(cfg: Config, seed: int, *, arm: str = "main", progress: bool = False) -> dict:
+    """Pre-train, slice one alignment epoch, sample D_k, run every forward and inverse path for one seed.
+
+    ``arm = "control"`` takes D_p and the alignment stream from ``cfg.control`` (the entropy-direction
+    arm); every other seed (init, batch order, sampling) is the main arm's, so the arms pair by seed."""
     from ..data import batch_stream, build_world, iterate_batches
     from ..metrics import kl_to_reference
     from ..models import build_model
@@ -170,8 +218,13 @@ def run_seed(cfg: Config, seed: int, *, progress: bool = False) -> dict:
     world = build_world(cfg.world)
     d = cfg.data
     ss = np.random.SeedSequence(seed).spawn(4)
-    pre_corpus = world.sample_mixture([d.n_pretrain] * world.n_components, ss[0])
-    align_corpus = world.sample(d.aligned_component, d.n_align, ss[1])
+    if arm == "control":
+        pre_corpus, align_corpus = control_corpora(world, cfg.control, d.n_align, ss)
+    elif arm == "main":
+        pre_corpus = world.sample_mixture([d.n_pretrain] * world.n_components, ss[0])
+        align_corpus = world.sample(d.aligned_component, d.n_align, ss[1])
+    else:
+        raise ValueError(f"arm must be 'main' or 'control'; got {arm!r}.")
     init_seed = int(ss[2].generate_state(1)[0])
     sample_seed = int(ss[3].generate_state(1)[0])
     bs = cfg.eval.batch_size
@@ -181,12 +234,15 @@ def run_seed(cfg: Config, seed: int, *, progress: bool = False) -> dict:
           progress=progress, desc="pre-train")
     # one epoch in n_slices equal parts, one optimizer across them: theta_1 .. theta_n
     per_step = cfg.align.batch_size * cfg.align.grad_accum
+    align_cfg = cfg.align
+    if arm == "control" and cfg.control.align_learning_rate > 0:
+        align_cfg = dataclasses.replace(cfg.align, learning_rate=cfg.control.align_learning_rate)
     bounds = np.linspace(0, d.n_align, d.n_slices + 1).round().astype(int)
     slices, optimizer, align_steps = {}, None, []
     for k in range(1, d.n_slices + 1):
         part = align_corpus.take(int(bounds[k])).sequences[int(bounds[k - 1]):]
         steps = max(1, math.ceil(len(part) / per_step))
-        log = train(model, iterate_batches(part, cfg.align.batch_size), dataclasses.replace(cfg.align, max_steps=steps),
+        log = train(model, iterate_batches(part, cfg.align.batch_size), dataclasses.replace(align_cfg, max_steps=steps),
                     optimizer=optimizer, progress=progress, desc=f"align slice {k}")
         optimizer = log.optimizer
         align_steps.append(steps)
@@ -219,15 +275,9 @@ def run_seed(cfg: Config, seed: int, *, progress: bool = False) -> dict:
     from ..metrics import marker_logprobs
 
     marker = {k: marker_logprobs(theta, world).tolist() for k, theta in slices.items()}
-    return {"seed": seed, "align_steps": align_steps, "finetune_steps": steps, "entropy_bits": entropy,
+    return {"seed": seed, "arm": arm, "align_steps": align_steps, "finetune_steps": steps, "entropy_bits": entropy,
             "closed_fraction": closed, "marker_logprobs": marker,
             "paths": paths, "wall_time_s": time.perf_counter() - t0}
-
-
-def _gaps(record: dict, metric: str) -> dict[str, float]:
-    """forward − inverse per pair (> 0 is the paper's direction)."""
-    by = {(p["pair"], p["direction"]): p[metric] for p in record["paths"]}
-    return {pair: by[(pair, "forward")] - by[(pair, "inverse")] for pair in sorted({p for p, _ in by})}
 
 
 def resistance_claims(records: list[dict], cfg: Config) -> tuple[list[Claim], dict]:
@@ -241,7 +291,7 @@ def resistance_claims(records: list[dict], cfg: Config) -> tuple[list[Claim], di
     claims = []
     paper_rows = pv.resistance_gaps()
     for metric, (suffix, what, unit) in PATH_METRICS.items():
-        per_seed = [_gaps(r, metric) for r in records]
+        per_seed = [pair_gaps(r, metric) for r in records]
         cells = [g[p] for g in per_seed for p in pairs]
         seed_means = [float(np.mean([g[p] for p in pairs])) for g in per_seed]
         m, ci = mean_ci(seed_means, level)
@@ -269,20 +319,13 @@ def resistance_claims(records: list[dict], cfg: Config) -> tuple[list[Claim], di
                      "min_detectable_effect": ci_min_detectable_effect(ci, n, level),
                      "paper_gap_range": [min(r['gap'] for r in paper_rows), max(r['gap'] for r in paper_rows)]}))
     # name the control that explains a reversal (P8: the raw loss tracks the target entropy)
-    h_gap = []
-    for r in records:
-        h = {int(k): v for k, v in r["entropy_bits"].items()}   # int keys, or str after a JSON round trip
-        h_gap.append(float(np.mean([h[l] - h[k] for k, l in cfg.pairs])))
+    h_per_seed = [entropy_gaps(r, cfg.pairs) for r in records]
+    h_gap = seed_mean_gaps(h_per_seed, pairs)
     hm, hci = mean_ci(h_gap, level)
     raw = claims[0]
     # P8: how much of the raw per-cell gap is the target-entropy difference H(D_l) - H(D_k)?
-    raw_cells, h_cells = [], []
-    for r in records:
-        h = {int(k): v for k, v in r["entropy_bits"].items()}
-        g = _gaps(r, "loss_bits")
-        for k, l in cfg.pairs:
-            raw_cells.append(g[f"{k}-{l}"])
-            h_cells.append(h[l] - h[k])
+    raw_cells = [pair_gaps(r, "loss_bits")[p] for r in records for p in pairs]
+    h_cells = [h[p] for h in h_per_seed for p in pairs]
     r2 = float(np.corrcoef(raw_cells, h_cells)[0, 1] ** 2) if len(raw_cells) > 2 and np.std(h_cells) > 0 else None
     state = {"holds": "in the paper's direction", "fails": "against the paper",
              "inconclusive": "undecided (the CI includes 0)"}
@@ -305,20 +348,47 @@ def resistance_claims(records: list[dict], cfg: Config) -> tuple[list[Claim], di
 
 
 
+def _unit(config: Config, seed: int, arm: str, progress: bool) -> dict:
+    """One arm of one seed (module level, so that worker processes can run it)."""
+    setup_torch(config.pretrain.threads)
+    return finite_or_none(run_seed(config, seed, arm=arm, progress=progress))
+
+
 def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
-    """Run every seed (one resumable part per seed), then write claims, the CSV table and the figure."""
+    """Run every arm of every seed (one resumable part each: ``seed<i>``, ``control_seed<i>``), then write
+    claims, the CSV tables and the figures."""
     from .. import paper_plots
+    from ._resistance_control import plot_control
 
     # threads once for the whole route: train() leaves the thread count alone
     folder = RunFolder(config, out_dir, threads=config.pretrain.threads)
     out_dir = folder.path
-    records = run_seeds(folder.store, config.seed, config.n_seeds,
-                        lambda i, seed: finite_or_none(run_seed(config, seed, progress=progress)))
-    claims, bands = resistance_claims(records, config)
-    rows = [{"seed_index": i, **p} for i, r in enumerate(records) for p in r["paths"]]
+    seeds = seed_list(config.seed, config.n_seeds)
+    key = {"main": "seed{}", "control": "control_seed{}"}
+    units = [(key[arm].format(i), (config, s, arm, progress and config.workers == 1))
+             for i, s in enumerate(seeds) for arm in config.arms]
+    done = run_units(_unit, units, folder.store, workers=config.workers)
+    records = {arm: [done[key[arm].format(i)] for i in range(len(seeds))] for arm in config.arms}
+    claims, bands = resistance_claims(records["main"], config)
+    claims.append(step0_claim(records["main"], config, arm="main"))
+    figures, tables = ["fig_resistance.png"], {"paths": "resistance_paths.csv"}
+    extra = {"bands": finite_or_none(bands),
+             "seed_wall_time_s": {arm: [r["wall_time_s"] for r in recs] for arm, recs in records.items()}}
+    if config.control.enabled:
+        more, arm_bands = control_claims(records["main"], records["control"], config)
+        claims += more
+        direction = more[1]
+        claims[0].details["controls"]["entropy_direction_arm"] = {
+            "claim": direction.id, "verdict": direction.verdict, "mean": direction.measured, "ci": direction.ci,
+            "reading": direction.details["reading"]}
+        write_csv(out_dir / "resistance_arms.csv", arm_table(arm_bands))
+        plot_control(arm_bands, out_dir / "fig_resistance_control.png", step0_band=config.claims.step0_band_bits)
+        figures.append("fig_resistance_control.png")
+        tables["arms"] = "resistance_arms.csv"
+        extra["control_bands"] = finite_or_none(arm_bands)
+    rows = [{"arm": arm, "seed_index": i, **p} for arm, recs in records.items() for i, r in enumerate(recs)
+            for p in r["paths"]]
     write_csv(out_dir / "resistance_paths.csv", rows)
     paper_plots.plot_resistance({"pairs": bands["pairs"], "raw": bands["raw"], "corrected": bands["entropy_corrected"],
                                  "kl": bands["kl_change"]}, out_dir / "fig_resistance.png")
-    extra = {"bands": finite_or_none(bands), "seed_wall_time_s": [r["wall_time_s"] for r in records]}
-    return folder.summary(claims, figures=["fig_resistance.png"], tables={"paths": "resistance_paths.csv"},
-                          extra=extra)
+    return folder.summary(claims, figures=figures, tables=tables, extra=extra)
