@@ -44,6 +44,10 @@ def seed_slopes(record: dict, fall_at: int) -> dict:
         out[f"start_{key}"] = ls_slope(x, start)
         out[f"fall_{key}"] = ls_slope(x, [s - a for s, a in zip(start, at)])
         out[f"diff_{key}"] = out[f"fall_{key}"] - out[f"start_{key}"]
+    start = [v["points"][0]["margin"] for v in vols]
+    out["fall_margin_by_negatives"] = {p["negatives"]: ls_slope(x, [s - v["points"][j]["margin"]
+                                                                    for s, v in zip(start, vols)])
+                                       for j, p in enumerate(vols[0]["points"]) if j > 0}
     out["k_eff"] = {v["positives"]: v["k_eff"] for v in vols}
     out["nominal_k"] = {v["positives"]: v["nominal_k"] for v in vols}
     return out
@@ -98,6 +102,8 @@ def sweep_claims(pre_records: list[dict], records: dict[str, list[dict]], cfg) -
                      "x": "log10(positives)", "positives": list(cfg.data.positives), "fall_at": fall_at,
                      "start_slope": s["start_margin"], "fall_slope": s["fall_margin"],
                      "score_units": {k: s[f"{k}_score"] for k in ("start", "fall", "diff")},
+                     "fall_slope_by_negatives": {str(m): _summ([st["fall_margin_by_negatives"][m] for st in stats],
+                                                               level) for m in stats[0]["fall_margin_by_negatives"]},
                      "k_eff_by_positives": {str(v): k_eff[v] for v in vols},
                      "nominal_k_by_positives": {str(v): stats[0]["nominal_k"][v] for v in vols},
                      "min_detectable_effect": mde, "explanation": winner}))
