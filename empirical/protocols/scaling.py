@@ -3,21 +3,30 @@
 The rebound protocol (:mod:`empirical.protocols.rebound`, volume variant) runs at every setting of two
 one-dimensional sweeps that share a centre:
 
-* **model size**: ``sizes`` (at least 3, about a decade apart in parameters) at ``center_volume``;
-* **pre-training volume**: ``volumes`` (at least 3, a decade apart: total pre-training sequences, seen
-  ``pretrain_epochs`` times, so steps grow with volume like TinyLlama's checkpoints) at ``center_size``.
+* **model size**: ``sizes`` (at least 2, a decade apart in parameters), each read at ``size_checkpoint``;
+* **pre-training volume**: the ``checkpoints`` of **one** pre-training run of ``center_size`` (one AdamW
+  optimizer, one learning-rate schedule whose horizon is ``pretrain.max_steps``), saved after each listed
+  step, as the paper reads TinyLlama's checkpoints of one run (Fig. 6). Every checkpoint lies past the
+  warm-up (checked), and each is then aligned and perturbed the same way. The summary records per
+  checkpoint its step, samples (and tokens) seen, the learning rate at that step and the schedule id;
+  claim ``scaling.one_run_checkpoints`` (tier verification) checks them. Every other size runs the same
+  schedule, stopped at ``size_checkpoint`` (a checkpoint is bit for bit the run stopped there).
 
 A size is a named size of :data:`empirical.config.MODEL_SIZES` (``"pico"``) or a spec
-``"L<layers>-E<embd>-H<heads>-I<inner>"`` (``"L2-E40-H4-I160"``), so sizes a decade apart fit a CPU.
+``"L<layers>-E<embd>-H<heads>-I<inner>"`` (``"L2-E40-H4-I160"``). The world is a config choice
+(``world_kind``): ``"markers"``, the ``[world]`` table (the behaviour is the first token after BOS, which
+every size represents exactly, so size has little to act on), or ``"prompted"``, the ``[prompted_world]``
+table (:mod:`empirical.prompted_world`: the style is decided behind a prompt and a shared prefix, on
+held-out prompts, so capacity matters).
 
-The summary statistic is the paper's: the number of negative samples needed for the behaviour score to
-reach the pre-trained level, averaged over the positive volumes (the paper averages its lines over the
-positive settings), per seed, with a Student-t CI over seeds. Claims (digest §5.3 item 17): it
-decreases with model size (17a) and with pre-training volume (17b), tested as the per-seed
-least-squares slope of log10(negatives) against log10(parameters or volume). When a slope comes out
-against the paper, ``details.controls`` give the two halves of "rebound speed": the initial margin drop
-per negative sample (the paper's "faster initial drop") and the aligned margin (how far there is to
-fall), which together set the crossing.
+Claims 17a/17b (:mod:`._scaling_claims`): the negatives needed to bring the score back to the
+pre-trained level decrease with model size and with pre-training volume. They are the paper's
+experimental claims (tier ``paper``), **not consequences of the theorem**: Thm 4.2 is silent on model size,
+and its ideal mixture's margin change after t negatives does not depend on the pre-training volume.
+
+Parts: one per (size, seed) with every rebound record of that size, and the pre-training runs in
+``pretrain/`` (:class:`._scaling_checkpoints.CheckpointStore`), keyed on what pre-training depends on only,
+so every volume point, and a rerun with another negative grid or other claims, reuses a run's checkpoints.
 """
 
 from __future__ import annotations
@@ -27,27 +36,27 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import Literal
 
 from tokentree.errors import ConfigError
 from tokentree.harness import (
-    Claim,
     check_at_least,
     check_range,
+    config_to_dict,
     finite_or_none,
-    ls_slope,
-    mean_ci,
+    run_units,
     seed_list,
-    sign_verdict,
     write_csv,
 )
 
-from ..config import MODEL_SIZES, ModelConfig, TrainConfig
+from ..config import MODEL_SIZES, ModelConfig, PromptedWorldConfig, TrainConfig
 from . import rebound
-from ._common import ClaimsBase, PretrainedWorldExperiment, RunFolder, censored_columns, ci_min_detectable_effect
+from ._common import ClaimsBase, PretrainedWorldExperiment, RunFolder, setup_torch
+from ._scaling_checkpoints import CheckpointStore
+from ._scaling_claims import axis_claim, one_run_claim, setting_statistics
 
-__all__ = ["Config", "ScalingClaims", "run", "parse_size", "settings", "setting_statistics", "scaling_claims"]
+__all__ = ["Config", "ScalingClaims", "run", "run_unit", "parse_size", "settings", "units", "setting_statistics",
+           "scaling_claims", "pretrain_key"]
 
 _SPEC = re.compile(r"L(\d+)-E(\d+)-H(\d+)-I(\d+)")
 
@@ -78,17 +87,26 @@ def _data_default() -> rebound.ReboundData:
     return rebound.ReboundData(positives=(100, 1000), negatives=(10, 20, 50, 100, 200, 400))
 
 
+def _pretrain_default() -> TrainConfig:
+    return TrainConfig(max_steps=3000, warmup_steps=10, min_lr_ratio=0.1)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config(PretrainedWorldExperiment):
-    """The scaling protocol: rebound at every size (at ``center_volume``) and volume (at ``center_size``).
-    ``data.n_pretrain`` and ``pretrain.max_steps`` are ignored: they follow from each volume."""
+    """The scaling protocol. ``pretrain.max_steps`` is the one schedule's horizon; ``data.n_pretrain`` is
+    ignored: D_p holds ``pretrain_epochs`` passes' worth of the whole schedule, so a checkpoint at step s
+    has seen s·batch sequences (each once when ``pretrain_epochs = 1``)."""
 
     protocol: str = "scaling"
-    sizes: tuple[str, ...] = ("L1-E16-H2-I64", "L2-E40-H4-I160", "micro")
-    volumes: tuple[int, ...] = (600, 6000, 60000)
-    center_size: str = "L2-E40-H4-I160"
-    center_volume: int = 60000
+    world_kind: Literal["markers", "prompted"] = "markers"
+    prompted_world: PromptedWorldConfig = field(default_factory=PromptedWorldConfig)
+    sizes: tuple[str, ...] = ("L1-E12-H2-I48", "L2-E32-H4-I128", "L2-E96-H4-I384")
+    center_size: str = "L2-E32-H4-I128"
+    checkpoints: tuple[int, ...] = (30, 300, 3000)
+    size_checkpoint: int = 0
     pretrain_epochs: int = 1
+    workers: int = 1
+    pretrain: TrainConfig = field(default_factory=_pretrain_default)
     data: rebound.ReboundData = field(default_factory=_data_default)
     align: TrainConfig = field(default_factory=rebound.align_stage_default)
     negative: TrainConfig = field(default_factory=rebound.negative_stage_default)
@@ -98,164 +116,162 @@ class Config(PretrainedWorldExperiment):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_range("world_kind", self.world_kind, self.world_kind in ("markers", "prompted"), "'markers' or 'prompted'")
         check_range("sizes", list(self.sizes), len(self.sizes) >= 2 and len(set(self.sizes)) == len(self.sizes),
                     "a list of at least 2 distinct sizes (the paper: 3, a decade apart)")
         for i, s in enumerate(self.sizes):
             parse_size(s, self.model, name=f"sizes[{i}]")
-        check_range("volumes", list(self.volumes), len(self.volumes) >= 2 and all(v >= 1 for v in self.volumes)
-                    and all(a < b for a, b in zip(self.volumes, self.volumes[1:])),
-                    "a strictly increasing list of at least 2 ints >= 1 (total pre-training sequences)")
         check_range("center_size", self.center_size, self.center_size in self.sizes, f"one of sizes {list(self.sizes)}")
-        check_range("center_volume", self.center_volume, self.center_volume in self.volumes,
-                    f"one of volumes {list(self.volumes)}")
+        c = list(self.checkpoints)
+        check_range("checkpoints", c, len(c) >= 2 and all(isinstance(s, int) and s >= 1 for s in c)
+                    and all(a < b for a, b in zip(c, c[1:])),
+                    "a strictly increasing list of at least 2 steps >= 1 (checkpoints of one pre-training run)")
+        check_range("checkpoints[0]", c[0], c[0] > self.pretrain.warmup_steps,
+                    f"past the warm-up (> pretrain.warmup_steps = {self.pretrain.warmup_steps}): a checkpoint inside "
+                    f"warm-up never trained at the full learning rate")
+        check_range("pretrain.max_steps", self.pretrain.max_steps, self.pretrain.max_steps >= c[-1],
+                    f">= the last checkpoint ({c[-1]}): it is the one schedule's horizon")
+        check_range("size_checkpoint", self.size_checkpoint, self.size_checkpoint == 0 or self.size_checkpoint in c,
+                    f"0 (the last checkpoint) or one of checkpoints {c}")
         check_at_least(self, pretrain_epochs=1)
-        self.rebound_config(self.center_size, self.center_volume)   # validates the shared sections
+        check_range("workers", self.workers, 1 <= self.workers <= 64, "an int in [1, 64] (parallel processes)")
+        self.rebound_config(self.center_size)   # validates the shared sections
 
-    def rebound_config(self, size: str, volume: int) -> rebound.Config:
-        """The rebound config of one setting (volume variant only; steps from the volume)."""
-        n_comp = self.world.n_components
-        steps = max(1, math.ceil(self.pretrain_epochs * volume / (self.pretrain.batch_size * self.pretrain.grad_accum)))
+    @property
+    def size_step(self) -> int:
+        """The step at which the size sweep is read."""
+        return self.size_checkpoint or self.checkpoints[-1]
+
+    @property
+    def world_config(self):
+        return self.prompted_world if self.world_kind == "prompted" else self.world
+
+    @property
+    def n_pretrain_per_component(self) -> int:
+        per_step = self.pretrain.batch_size * self.pretrain.grad_accum
+        return max(1, math.ceil(self.pretrain_epochs * self.pretrain.max_steps * per_step / self.world_config.n_components))
+
+    def rebound_config(self, size: str) -> rebound.Config:
+        """The rebound config of one size (volume variant only); its pre-training is the one schedule."""
         return rebound.Config(
-            seed=self.seed, n_seeds=self.n_seeds, world=self.world, model=parse_size(size, self.model),
-            data=dataclasses.replace(self.data, n_pretrain=max(1, volume // n_comp)),
-            pretrain=dataclasses.replace(self.pretrain, max_steps=steps), align=self.align, negative=self.negative,
-            align_epochs=self.align_epochs, equal_steps=False, kl_epsilon=self.kl_epsilon, eval=self.eval)
+            seed=self.seed, n_seeds=self.n_seeds, world=self.world_config, model=parse_size(size, self.model),
+            data=dataclasses.replace(self.data, n_pretrain=self.n_pretrain_per_component),
+            pretrain=self.pretrain, align=self.align, negative=self.negative, align_epochs=self.align_epochs,
+            equal_steps=False, kl_epsilon=self.kl_epsilon, eval=self.eval)
+
+
+def pretrain_key(cfg: Config) -> dict:
+    """What a pre-training run depends on (the checkpoint store's key): the seed, the world, the model
+    family, the pre-training stage and its data volume; not the sizes list, grid, later stages or claims."""
+    return {"seed": cfg.seed, "world_kind": cfg.world_kind, "world": config_to_dict(cfg.world_config),
+            "model": config_to_dict(cfg.model), "pretrain": config_to_dict(cfg.pretrain),
+            "n_pretrain": cfg.n_pretrain_per_component}
 
 
 def settings(cfg: Config) -> list[tuple[str, int]]:
-    """(size, volume) of every run: the size sweep at ``center_volume`` and the volume sweep at ``center_size``."""
-    out = [(s, cfg.center_volume) for s in cfg.sizes]
-    out += [(cfg.center_size, v) for v in cfg.volumes if v != cfg.center_volume]
+    """(size, step) of every rebound run: the size sweep at ``size_step``, the volume sweep along the
+    checkpoints of ``center_size``."""
+    out = [(s, cfg.size_step) for s in cfg.sizes]
+    out += [(cfg.center_size, c) for c in cfg.checkpoints if c != cfg.size_step]
     return out
 
 
-def _key(size: str, volume: int, i: int) -> str:
-    return f"size={size}_volume={volume}_seed{i}"
+def units(cfg: Config) -> list[tuple[str, int, list[int]]]:
+    """(size, seed index, steps) of every part: one pre-training run and its rebound runs; seeds outermost."""
+    return [(s, i, list(cfg.checkpoints) if s == cfg.center_size else [cfg.size_step])
+            for i in range(cfg.n_seeds) for s in cfg.sizes]
 
 
-def setting_statistics(record: dict, cfg: rebound.Config) -> dict:
-    """One (setting, seed): negatives to the pre-trained level (mean over positives), initial margin drop
-    rate, aligned margin, and how far the score moved at all."""
-    st = rebound.seed_statistics(record, cfg, "volume")
-    rows = record["variants"]["volume"]
-    negs = [p["negatives"] for p in next(iter(rows.values()))["points"]]
-    drop, aligned, moved = [], [], []
-    for row in rows.values():
-        m = [p["margin"] for p in row["points"]]
-        drop.append((m[0] - m[1]) / (negs[1] - negs[0]))
-        aligned.append(m[0] - record["pretrained"]["margin"])
-        moved.append(row["points"][0]["score"] - row["points"][-1]["score"])
-    cross = list(st["crossing_score"].values())
-    return {"crossing": float(np.mean(cross)) if all(c is not None for c in cross) else None,
-            "crossing_lower_bound": max(negs), "initial_margin_drop_rate": float(np.mean(drop)),
-            "aligned_margin": float(np.mean(aligned)), "score_moved": float(np.mean(moved)),
-            "n_parameters": record["n_parameters"], "pretrained_score": record["pretrained"]["score"]}
+def _run_name(size: str, i: int) -> str:
+    return f"size={size}_seed{i}"
 
 
-def _axis_claim(cid: str, item: str, axis: str, xs: list[float], labels: list[str], per_seed: list[list[dict]],
-                cfg: Config) -> tuple[Claim, dict]:
-    """17a/17b: slope of log10(crossing) on log10(x) per seed, with controls for a reversal."""
-    scale = cfg.data.paper_scale
-    logx = [math.log10(x) for x in xs]
-    slopes, drop_slopes, height_slopes, missing = [], [], [], 0
-    for stats in per_seed:                                     # one list of settings per seed
-        cross = [s["crossing"] for s in stats]
-        if any(c is None or c <= 0 for c in cross):
-            missing += 1
-        else:
-            slopes.append(ls_slope(logx, [math.log10(c) for c in cross]))
-        drop_slopes.append(ls_slope(logx, [s["initial_margin_drop_rate"] for s in stats]))
-        height_slopes.append(ls_slope(logx, [s["aligned_margin"] for s in stats]))
-    level = cfg.claims.ci_level
-    m, ci = mean_ci(slopes, level)
-    # a seed whose score never came back within the grid has no crossing: its slope is unknown, not
-    # small, so the claim cannot be decided
-    verdict = "inconclusive" if missing else sign_verdict(ci, -1)
-    dm, dci = mean_ci(drop_slopes, level)
-    hm, hci = mean_ci(height_slopes, level)
-    controls = {"initial_margin_drop_rate": {"mean": dm, "ci": dci, "predicted": "> 0 (faster initial drop)"},
-                "aligned_margin": {"mean": hm, "ci": hci, "predicted": "a higher start delays the crossing"}}
-    if verdict == "holds":
-        why = ""
-    elif missing:
-        why = f"the score did not reach the pre-trained level within {max(cfg.data.negatives)} negatives in {missing} seed(s)"
-    else:
-        def trend(c):
-            return "unmeasured" if c is None else "grows" if c[0] > 0 else "falls" if c[1] < 0 else "does not change measurably"
+def run_unit(config: Config, out_dir: str, size: str, i: int, seed: int, steps: list[int],
+             progress: bool = False) -> dict:
+    """One size and seed: its one pre-training run (or the stored checkpoints), then the rebound stages from
+    each checkpoint in ``steps``; {str(step): rebound record with its ``checkpoint``}. Module-level, so
+    that worker processes can run it."""
+    from ..config import resolve_device
 
-        head = (f"negatives-to-level grows with {axis}" if verdict == "fails"
-                else f"the trend of negatives-to-level with {axis} is undecided (the CI includes 0)")
-        why = (f"{head}; per decade of {axis} the initial margin drop per negative sample {trend(dci)} "
-               f"(the paper reads 'faster initial drop' into rebound) and the aligned margin, the distance to fall, "
-               f"{trend(hci)}")
-    bands = censored_columns([[s["crossing"] for s in stats] for stats in per_seed], level)
-    paper = ("0.5B ≈ 750 > 4B ≈ 450 > 7B ≈ 350 (Fig. 5)" if axis == "model size"
-             else "2T > 2000 > 2.5T ≈ 1000 > 3T ≈ 550 (Fig. 6); absent at 0.1T")
-    claim = Claim(
-        id=f"scaling.{cid}", tier="paper",
-        statement=f"The negatives needed to bring the behaviour score back to the pre-trained level decrease with {axis} "
-                  f"({', '.join(labels)}).",
-        predicted=f"slope of log10(negatives) on log10({axis}) < 0; paper: {paper}",
-        measured=finite_or_none(m), ci=ci, verdict=verdict,
-        rule="CI of the mean slope over seeds below 0 (inconclusive if a seed never reached the level)",
-        source=f"paper §5.3 / digest §5.3 item {item}",
-        details={"n_seeds": len(per_seed), "ci_level": level, "x": [float(x) for x in xs], "labels": labels,
-                 "per_seed_slope": slopes, "seeds_not_reaching_level": missing,
-                 # the slope's standard error is its t-CI's half-width over t_{n-1}; 80 % power
-                 "min_detectable_effect": ci_min_detectable_effect(ci, len(slopes), level),
-                 "negatives_to_level": finite_or_none(bands),
-                 "negatives_to_level_paper_units": [None if v is None else v / scale for v in bands["mean"]],
-                 "score_moved": [float(np.mean([stats[j]["score_moved"] for stats in per_seed])) for j in range(len(xs))],
-                 "controls": finite_or_none(controls), "explanation": why})
-    return claim, bands
+    setup_torch(config.pretrain.threads)
+    store = CheckpointStore(out_dir, pretrain_key(config))
+    rcfg, run = config.rebound_config(size), _run_name(size, i)
+    out = {}
+    for step in steps:
+        info: dict = {}
+
+        def from_checkpoint(model, batches, _step=step, _info=info):
+            rec = store.ensure(run, model, batches, rcfg.pretrain, steps, progress=progress)
+            state = store.load(run, _step)
+            if state is None:
+                raise RuntimeError(f"checkpoint {store.path(run, _step)} is unreadable; delete it and rerun.")
+            model.load_state_dict(state)
+            model.to(resolve_device(rcfg.pretrain.device)).eval()
+            _info.update(rec["checkpoints"][str(_step)], run=run, schedule_steps=rec["schedule_steps"])
+
+        record = rebound.run_seed(rcfg, seed, progress=progress, pretrain_fn=from_checkpoint)
+        record["pretrain_steps"], record["checkpoint"] = step, info
+        out[str(step)] = record
+    return out
 
 
-def scaling_claims(records: dict[tuple[str, int], list[dict]], cfg: Config) -> tuple[list[Claim], dict]:
-    """Claims 17a (size) and 17b (volume) from the per-setting, per-seed records."""
-    stats = {k: [setting_statistics(r, cfg.rebound_config(*k)) for r in recs] for k, recs in records.items()}
-    n = cfg.n_seeds
-    size_keys = [(s, cfg.center_volume) for s in cfg.sizes]
-    vol_keys = [(cfg.center_size, v) for v in cfg.volumes]
+def scaling_claims(records: dict[tuple[str, int], list[dict]], runs: list[dict], cfg: Config) -> tuple[list, dict]:
+    """Claims 17a (size), 17b (volume: one run's checkpoints) and the one-run check, from the per-setting,
+    per-seed records and the centre size's pre-training run records (one per seed)."""
+    from ..train import lr_multiplier
+
+    stats = {k: [setting_statistics(r, cfg.rebound_config(k[0])) for r in recs] for k, recs in records.items()}
+    n, level = cfg.n_seeds, cfg.claims.ci_level
+    common = {"level": level, "max_negatives": max(cfg.data.negatives), "paper_scale": cfg.data.paper_scale}
+    size_keys = [(s, cfg.size_step) for s in cfg.sizes]
+    vol_keys = [(cfg.center_size, c) for c in cfg.checkpoints]
     params = [stats[k][0]["n_parameters"] for k in size_keys]
-    c_size, b_size = _axis_claim("model_size", "17", "model size", params, list(cfg.sizes),
-                                 [[stats[k][i] for k in size_keys] for i in range(n)], cfg)
-    c_vol, b_vol = _axis_claim("pretrain_volume", "17", "pre-training volume", [float(v) for v in cfg.volumes],
-                               [str(v) for v in cfg.volumes], [[stats[k][i] for k in vol_keys] for i in range(n)], cfg)
-    return [c_size, c_vol], {"size": {"x": params, "band": b_size}, "volume": {"x": list(cfg.volumes), "band": b_vol},
-                             "per_setting": {f"{s}@{v}": st for (s, v), st in stats.items()}}
+    c_size, b_size = axis_claim("model_size", "model size", params, list(cfg.sizes),
+                                [[stats[k][i] for k in size_keys] for i in range(n)], **common,
+                                extra={"read_at_step": cfg.size_step})
+    seen = [stats[k][0]["samples_seen"] for k in vol_keys]
+    ckpts = [{k: stats[key][0][k] for k in ("step", "samples_seen", "learning_rate", "schedule_id")} for key in vol_keys]
+    c_vol, b_vol = axis_claim("pretrain_volume", "pre-training volume", [float(v) for v in seen],
+                              [f"step {c}" for c in cfg.checkpoints], [[stats[k][i] for k in vol_keys] for i in range(n)],
+                              **common, extra={"x_unit": "sequences seen by the checkpoint (one run)",
+                                               "checkpoints": ckpts, "schedule_horizon": cfg.pretrain.max_steps})
+    expected_lr = [cfg.pretrain.learning_rate * lr_multiplier(s - 1, cfg.pretrain) for s in cfg.checkpoints]
+    c_run = one_run_claim(runs, list(cfg.checkpoints), cfg.pretrain.warmup_steps, expected_lr)
+    return [c_size, c_vol, c_run], {"size": {"x": params, "band": b_size}, "volume": {"x": seen, "band": b_vol},
+                                    "per_setting": {f"{s}@{v}": st for (s, v), st in stats.items()}}
 
 
 def run(config: Config, out_dir: Path, *, progress: bool = True) -> dict:
-    """Every (setting, seed) as a resumable part, then claims 17a/17b, a CSV and two figures."""
+    """Every (size, seed) as a resumable part (workers in parallel), then the claims, a CSV and two figures."""
     from .. import paper_plots
 
-    # threads once for the whole route: train() leaves the thread count alone
     folder = RunFolder(config, out_dir, threads=config.pretrain.threads)
-    out_dir, store = folder.path, folder.store
+    out_dir = folder.path
     seeds = seed_list(config.seed, config.n_seeds)
+    todo = [(_run_name(s, i), (config, str(out_dir), s, i, seeds[i], steps, progress and config.workers == 1))
+            for s, i, steps in units(config)]
+    done = run_units(run_unit, todo, folder.store, workers=config.workers)
     records: dict[tuple[str, int], list[dict]] = {}
-    for i, seed in enumerate(seeds):                 # seeds outermost: a partial run already has every setting
-        for size, volume in settings(config):
-            key = _key(size, volume, i)
-            rec = store.get(key)
-            if rec is None:
-                rec = store.put(key, finite_or_none(
-                    rebound.run_seed(config.rebound_config(size, volume), seed, progress=progress)))
-            records.setdefault((size, volume), []).append(rec)
-    claims, bands = scaling_claims(records, config)
+    for size, step in settings(config):
+        records[(size, step)] = [done[_run_name(size, i)][str(step)] for i in range(config.n_seeds)]
+    ckpts = CheckpointStore(out_dir, pretrain_key(config))
+    runs = [ckpts.parts.get(_run_name(config.center_size, i)) for i in range(config.n_seeds)]
+    claims, bands = scaling_claims(records, runs, config)
     rows = []
-    for (size, volume), recs in records.items():
+    for (size, step), recs in records.items():
         for i, r in enumerate(recs):
-            rows.append({"size": size, "volume": volume, "seed_index": i,
-                         **setting_statistics(r, config.rebound_config(size, volume))})
+            rows.append({"size": size, "seed_index": i, **setting_statistics(r, config.rebound_config(size))})
     write_csv(out_dir / "scaling_settings.csv", rows)
+    lower = [max(config.data.negatives)] * len(config.sizes)
     paper_plots.plot_scaling("size", list(config.sizes), bands["size"]["x"], bands["size"]["band"],
-                             out_dir / "fig_scaling_size.png", xlabel="parameters (ours)",
-                             lower_bounds=[max(config.data.negatives)] * len(config.sizes))
-    paper_plots.plot_scaling("volume", [str(v) for v in config.volumes], bands["volume"]["x"], bands["volume"]["band"],
-                             out_dir / "fig_scaling_volume.png", xlabel="pre-training sequences (ours)",
-                             lower_bounds=[max(config.data.negatives)] * len(config.volumes))
-    extra = {"statistics": finite_or_none(bands),
+                             out_dir / "fig_scaling_size.png", xlabel="parameters (ours)", lower_bounds=lower)
+    paper_plots.plot_scaling("volume", [f"step {c}" for c in config.checkpoints], bands["volume"]["x"],
+                             bands["volume"]["band"], out_dir / "fig_scaling_volume.png",
+                             xlabel="sequences seen (checkpoints of one run, ours)",
+                             lower_bounds=[max(config.data.negatives)] * len(config.checkpoints))
+    extra = {"statistics": finite_or_none(bands), "world_kind": config.world_kind,
+             "pretraining_runs": {f"seed{i}": {k: v for k, v in r.items() if k not in ("loss_trace", "lr_trace")}
+                                  for i, r in enumerate(runs)},
              "setting_wall_time_s": {f"{s}@{v}": [r["wall_time_s"] for r in recs] for (s, v), recs in records.items()}}
     return folder.summary(claims, figures=["fig_scaling_size.png", "fig_scaling_volume.png"],
                           tables={"settings": "scaling_settings.csv"}, extra=extra)
