@@ -260,12 +260,12 @@ class _Run:
 
     def _ensure_model(self):
         if self.model is None:
-            from .config import resolve_device, resolve_precision
-            from .pretrained import Snapshot
+            from .config import resolve_device
+            from .pretrained import Snapshot, pretrained_precision
 
             t0 = time.perf_counter()
             self.device = resolve_device(self.cfg.device)
-            self.precision = resolve_precision(self.cfg.precision, self.device)
+            self.precision = pretrained_precision(self.cfg.precision, self.device)
             self.model, self.tokenizer = _load_model(self.source, self.cfg, self.device, self.progress)
             self.initial = Snapshot.take(self.model)
             self.wall["load_model_s"] = round(time.perf_counter() - t0, 2)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tokentree.errors import ConfigError, InvalidInputError
@@ -48,6 +49,8 @@ __all__ = [
     "FinetuneConfig",
     "PreparedModel",
     "prepare_model",
+    "pretrained_precision",
+    "cpu_has_native_bf16",
 ]
 
 
@@ -253,6 +256,28 @@ def finetune(model, pairs, *, learning_rate: float, batch_size: int, max_length:
     return train(model, batches, cfg, optimizer=optimizer, progress=progress, desc=desc)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AMX-bf16 or AVX512-bf16 in /proc/cpuinfo's flags)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("amx_bf16", "avx512_bf16"))
+
+
+def pretrained_precision(precision: str, device: str) -> str:
+    """``"auto"`` -> ``"bf16"`` where bf16 runs natively (a CUDA GPU that supports it, a CPU with AMX-bf16
+    or AVX512-bf16), else ``"fp32"``: on an AVX2-only CPU autocast to bf16 is emulated and slower than
+    fp32 (empirical/README.md gives the measured step times). Other values pass through."""
+    if precision != "auto":
+        return precision
+    if device.startswith("cuda"):
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
 @dataclass(frozen=True, kw_only=True)
 class PretrainedConfig:
     """The ``[model]`` table of the real-model protocols.
@@ -261,7 +286,8 @@ class PretrainedConfig:
     (see :func:`~empirical.offline_models.locate_model`). ``method``: ``"full"`` (the default, as the
     paper's code: every weight; a second frozen copy is the reference) or ``"lora"`` (peft adapters
     on the attention and MLP projections; the base stays frozen and serves as the KL reference). ``precision``: autocast for
-    training (``"bf16"`` helps only on CPUs with AMX or on GPUs). ``threads`` = 0 leaves torch's
+    training: ``"auto"`` is ``"bf16"`` where the hardware runs it natively and ``"fp32"`` elsewhere
+    (:func:`pretrained_precision`). ``threads`` = 0 leaves torch's
     default (the protocols pin it with :func:`empirical.protocols._common.setup_torch`).
     """
 
@@ -279,7 +305,7 @@ class PretrainedConfig:
         check_range("method", self.method, self.method in ("lora", "full"), "'lora' or 'full'")
         check_range("lora_r", self.lora_r, self.lora_r >= 1, "an int >= 1")
         check_range("lora_alpha", self.lora_alpha, self.lora_alpha > 0, "a float > 0")
-        check_range("precision", self.precision, self.precision in ("fp32", "bf16"), "'fp32' or 'bf16'")
+        check_range("precision", self.precision, self.precision in ("fp32", "bf16", "auto"), "'fp32', 'bf16' or 'auto'")
         ok = self.device == "cpu" or self.device == "cuda" or (self.device.startswith("cuda:")
                                                                 and self.device[5:].isdigit())
         check_range("device", self.device, ok, "'cpu', 'cuda' or 'cuda:N'")
@@ -350,6 +376,11 @@ class PreparedModel:
     initial: Snapshot
     config: PretrainedConfig
     load_time_s: float
+
+    @property
+    def precision(self) -> str:
+        """The training precision ``config.precision`` resolves to on the model's device."""
+        return pretrained_precision(self.config.precision, next(self.model.parameters()).device.type)
 
     def reset(self, seed: int) -> None:
         """Back to the base model: fresh LoRA adapters from ``seed``, or the initial weights."""

@@ -242,7 +242,15 @@ def _measure(config: Config, model, tokenizer, paths, seed: int) -> dict:
 
 
 def _model_unit(config: Config, source, seed: int, reviews, progress: bool, desc: str) -> dict:
-    from ..pretrained import add_lora, finetune, finetune_kwargs, load_causal_lm, reset_lora, sft_pairs
+    from ..pretrained import (
+        add_lora,
+        finetune,
+        finetune_kwargs,
+        load_causal_lm,
+        pretrained_precision,
+        reset_lora,
+        sft_pairs,
+    )
 
     t0 = time.perf_counter()
     model, tokenizer = load_causal_lm(source, device=config.model.device, progress=progress)
@@ -254,7 +262,8 @@ def _model_unit(config: Config, source, seed: int, reviews, progress: bool, desc
     ft = config.finetune
     positives = sft_pairs(tokenizer, [("", t) for t in texts], ft.max_length, append_eos=ft.append_eos)
     log = finetune(model, positives, **finetune_kwargs(ft), epochs=ft.epochs, seed=seed,
-                   precision=config.model.precision, progress=progress,
+                   precision=pretrained_precision(config.model.precision, next(model.parameters()).device.type),
+                   progress=progress,
                    desc=f"{desc}: fine-tune on {len(positives)} positive reviews")
     aligned = _measure(config, model, tokenizer, paths, seed)
     return {"seed": seed, "vocab_size": int(model.get_output_embeddings().weight.shape[0]), "base": base,

@@ -335,7 +335,7 @@ def _run_seed(env: _Env, si: int, s: int, done: dict, todo: set, store, mismatch
         if n > last:
             break
         t0 = time.perf_counter()
-        log = finetune(pm.model, positives[at:n], shuffle=False, precision=pm.config.precision, optimizer=opt,
+        log = finetune(pm.model, positives[at:n], shuffle=False, precision=pm.precision, optimizer=opt,
                        progress=env.progress, desc=f"seed {si}: positives {at}->{n}", **kw)
         opt, at = log.optimizer, n
         stage(f"seed{si}_{name}", log.loss_nats, {"positives": n, "negatives": 0},
@@ -349,7 +349,7 @@ def _run_seed(env: _Env, si: int, s: int, done: dict, todo: set, store, mismatch
             if N > max(need_neg[P]):
                 break
             t0 = time.perf_counter()
-            log = finetune(pm.model, negatives[prev:N], shuffle=False, precision=pm.config.precision, optimizer=opt,
+            log = finetune(pm.model, negatives[prev:N], shuffle=False, precision=pm.precision, optimizer=opt,
                            progress=env.progress, desc=f"seed {si}: {P} pos, negatives {prev}->{N}", **kw)
             opt, prev = log.optimizer, N
             stage(f"seed{si}_{plan['negative'][P][N]}", log.loss_nats, {"positives": P, "negatives": N},

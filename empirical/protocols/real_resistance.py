@@ -192,7 +192,7 @@ def _run_seed(config: Config, prepared, texts: tuple[list, list[str]], seed: int
     thetas, opt, sft_losses = {}, None, []
     for k in (1, 2, 3):
         log = finetune(model, sft[(k - 1) * third:k * third], epochs=1, shuffle=False,
-                       precision=prepared.config.precision, optimizer=opt, progress=progress,
+                       precision=prepared.precision, optimizer=opt, progress=progress,
                        desc=f"seed {si}: SFT slice {k}/3", **kw)
         opt = log.optimizer
         sft_losses += log.loss_nats
@@ -215,7 +215,7 @@ def _run_seed(config: Config, prepared, texts: tuple[list, list[str]], seed: int
         start, target = (k, l) if direction == "forward" else (l, k)
         thetas[start].restore(model)
         pairs = [(g.prompt_ids, g.response_ids) for g in data[target]]
-        log = finetune(model, pairs, epochs=ft.epochs, seed=seed, precision=prepared.config.precision,
+        log = finetune(model, pairs, epochs=ft.epochs, seed=seed, precision=prepared.precision,
                        progress=progress, desc=f"seed {si}: {direction} θ{start} on D{target}", **kw_paths)
         end = Snapshot.take(model)
         readouts[f"{k}-{l}:{direction}"] = reader(model)

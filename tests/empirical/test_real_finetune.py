@@ -80,3 +80,16 @@ def test_masked_prompt_tokens_do_not_enter_the_loss(lm):
     for row, (p, _) in enumerate(pairs):
         assert (batch["labels"][row, : len(p)] == -100).all()
         assert (batch["labels"][row, len(p):len(p) + 1] != -100).all()
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_runs_it_natively(monkeypatch):
+    """On an AVX2-only CPU bf16 autocast is emulated (a SmolLM2 step measured ~4x slower than fp32), so
+    "auto" must resolve to fp32 there and to bf16 only with AMX-bf16 / AVX512-bf16; explicit values pass."""
+    from empirical import pretrained
+
+    monkeypatch.setattr(pretrained, "cpu_has_native_bf16", lambda: False)
+    assert pretrained.pretrained_precision("auto", "cpu") == "fp32"
+    monkeypatch.setattr(pretrained, "cpu_has_native_bf16", lambda: True)
+    assert pretrained.pretrained_precision("auto", "cpu") == "bf16"
+    assert pretrained.pretrained_precision("fp32", "cpu") == "fp32"
+    assert pretrained.pretrained_precision("bf16", "cpu") == "bf16"
