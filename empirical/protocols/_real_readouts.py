@@ -25,7 +25,7 @@ from tokentree.harness import check_at_least, check_range, normal_quantile
 
 from ..readouts import READOUT_NAMES, CodeLengths, grid_bootstrap_ci, paired_change
 
-__all__ = ["ReadoutConfig", "StageReader", "Deltas", "stage_table", "bootstrap_min_detectable_effect"]
+__all__ = ["ReadoutConfig", "StageReader", "Deltas", "stage_table", "bootstrap_min_detectable_effect", "kl_readout"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,3 +148,41 @@ def stage_table(deltas: Deltas, stage_info: dict[str, dict], *, n_boot: int = 10
                          "ci_low_bpb": ci_b[0], "ci_high_bpb": ci_b[1], "n_sequences": ch["n_sequences"],
                          "n_seeds": ch["n_seeds"]})
     return rows
+
+
+def kl_readout(model, tokenized, reference=None, *, batch_size: int = 16) -> CodeLengths:
+    """Per-sequence KL(reference ‖ model), summed over the predicted positions of ``tokenized`` (a
+    :class:`~empirical.readouts.TokenizedSet`), exact over the vocabulary, fp32, no grad: the
+    divergence from the base in the contexts of held-out text (no sampling, so no top-k bias).
+    ``reference``: the frozen base model (full fine-tuning), or None for a peft model, whose adapters
+    are then disabled for the reference pass. Returned as :class:`CodeLengths` (``nats`` = the KL)."""
+    import contextlib
+
+    import torch
+    import torch.nn.functional as F
+
+    dev = next(model.parameters()).device
+    seqs, out = tokenized.ids, np.zeros(len(tokenized.ids))
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(seqs), batch_size):
+            idx = list(range(start, min(start + batch_size, len(seqs))))
+            width = max(len(seqs[i]) for i in idx)
+            ids = torch.zeros((len(idx), width), dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for r, i in enumerate(idx):
+                ids[r, : len(seqs[i])] = torch.as_tensor(seqs[i])
+                mask[r, : len(seqs[i])] = 1
+            ids, mask = ids.to(dev), mask.to(dev)
+            ref_ctx = model.disable_adapter() if reference is None else contextlib.nullcontext()
+            with torch.no_grad(), torch.autocast(device_type=dev.type, enabled=False):
+                with ref_ctx:
+                    logp = F.log_softmax((reference or model)(input_ids=ids, attention_mask=mask).logits[:, :-1]
+                                         .float(), -1)
+                logq = F.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), -1)
+                kl = (logp.exp() * (logp - logq)).sum(-1) * mask[:, 1:]
+            out[idx] = kl.double().sum(1).cpu().numpy()
+    finally:
+        model.train(was_training)
+    return CodeLengths(out, tokenized.n_tokens.copy(), tokenized.n_bytes.copy())
