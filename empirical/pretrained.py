@@ -69,9 +69,14 @@ def load_causal_lm(name: str | ModelSource, *, dtype: str = "float32", device: s
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if dtype not in dtypes:
         raise InvalidInputError(f"dtype must be one of {sorted(dtypes)}; got {dtype!r}.")
+    from transformers.utils import logging as hf_logging
+
     source = name if isinstance(name, ModelSource) else locate_model(name)
-    path = resolve_model_path(source, progress=progress)
+    bars = hf_logging.is_progress_bar_enabled()
+    if not progress:  # transformers' own bars (GGUF conversion, weight loading) follow --no-progress too
+        hf_logging.disable_progress_bar()
     try:
+        path = resolve_model_path(source, progress=progress)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=source.local_files_only)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[dtype],
                                                      local_files_only=source.local_files_only)
@@ -80,6 +85,9 @@ def load_causal_lm(name: str | ModelSource, *, dtype: str = "float32", device: s
             f"model {source.name!r} could not be loaded ({exc.__class__.__name__}: {str(exc)[:200]}). Without "
             f"network access use an offline alias ({', '.join(sorted(OFFLINE_MODELS))}) or a local "
             f"folder written by save_pretrained.") from None
+    finally:
+        if bars and not progress:
+            hf_logging.enable_progress_bar()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if model.generation_config.pad_token_id is None:

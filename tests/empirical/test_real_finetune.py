@@ -93,3 +93,14 @@ def test_auto_precision_is_bf16_only_where_the_cpu_runs_it_natively(monkeypatch)
     assert pretrained.pretrained_precision("auto", "cpu") == "bf16"
     assert pretrained.pretrained_precision("fp32", "cpu") == "fp32"
     assert pretrained.pretrained_precision("bf16", "cpu") == "bf16"
+
+
+def test_no_progress_loads_without_transformers_bars_and_restores_them(tiny_dir, capfd):
+    from transformers.utils import logging as hf_logging
+
+    from empirical.pretrained import load_causal_lm
+
+    hf_logging.enable_progress_bar()
+    load_causal_lm(str(tiny_dir), progress=False)
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # the caller's setting is left as it was
