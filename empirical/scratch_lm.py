@@ -55,7 +55,7 @@ from .scratch_text import PretrainingTexts, heldout_problems, pretraining_texts
 
 __all__ = ["SPECIAL_TOKENS", "ScratchDataConfig", "TokenizerConfig", "CheckpointConfig", "PretrainingTexts",
            "pretraining_texts", "heldout_problems", "train_tokenizer", "token_batches", "pretrain",
-           "ensure_pretrained", "scratch_folder", "locate_scratch", "resolve_scratch", "cpu_seconds"]
+           "ensure_pretrained", "scratch_folder", "locate_scratch", "resolve_scratch", "check_heldout", "cpu_seconds"]
 
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>")  # ids 0, 1, 2: empirical.data's PAD, BOS, EOS
 
@@ -374,3 +374,14 @@ def resolve_scratch(source, *, progress: bool = True) -> str:
     _, config, step = _load_scratch_config(source.name)
     folder, _ = ensure_pretrained(resolve(config), progress=progress)
     return str(folder / f"step{step}")
+
+
+def check_heldout(name: str, real_config) -> None:
+    """Raise :class:`ConfigError` when ``real_config`` (a real_rebound config) reads the scratch model ``name``
+    on texts its pre-training did not reserve (:func:`heldout_problems`): its read-outs would be contaminated."""
+    _, config, _ = _load_scratch_config(name)
+    problems = heldout_problems(config.data, real_config)
+    if problems:
+        raise ConfigError(f"model.name {name!r} must be pre-trained without this config's held-out texts; "
+                          f"{'; '.join(problems)} (set seed = {config.data.split_seed} and sizes within the "
+                          f"reserve, or pre-train with a larger data.reserve_per_label).")

@@ -248,6 +248,9 @@ def test_shipped_configs_cover_their_rebound(size):
     _, rebound = _load(f"real_rebound_scratch_{size}")
     assert rebound.model.name == f"scratch:{size}"
     assert scratch_lm.heldout_problems(scratch.data, rebound) == []
+    scratch_lm.check_heldout(rebound.model.name, rebound)
+    with pytest.raises(ConfigError, match="seed 1 differs"):
+        scratch_lm.check_heldout(rebound.model.name, dataclasses.replace(rebound, seed=1))
     assert scratch.pretrain.warmup_steps < scratch.checkpoints.steps[0]
 
 
