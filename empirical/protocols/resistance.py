@@ -126,7 +126,9 @@ def _stage_default() -> TrainConfig:
 @dataclass(frozen=True, kw_only=True)
 class Config(PretrainedWorldExperiment):
     """The resistance protocol. ``align.max_steps`` and ``finetune.max_steps`` are ignored: step counts
-    follow from the volumes (one epoch over the slices; ``finetune_epochs`` epochs over D_k)."""
+    follow from the volumes (one epoch over the slices; ``finetune_epochs`` epochs over D_k). ``[control]``
+    adds the entropy-direction arm (:class:`~._resistance_control.ResistanceControl`); the arm × seed units
+    run in ``workers`` processes (each pins ``pretrain.threads``)."""
 
     protocol: str = "resistance"
     data: ResistanceData = field(default_factory=ResistanceData)
