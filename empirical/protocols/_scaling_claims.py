@@ -44,7 +44,8 @@ def setting_statistics(record: dict, cfg: rebound.Config) -> dict:
             "crossing_lower_bound": max(negs), "initial_margin_drop_rate": float(np.mean(drop)),
             "aligned_margin": float(np.mean(aligned)), "score_moved": float(np.mean(moved)),
             "n_parameters": record["n_parameters"], "pretrained_score": record["pretrained"]["score"],
-            "pretrained_margin": record["pretrained"]["margin"], "step": ck.get("step"),
+            "pretrained_margin": record["pretrained"]["margin"],
+            "pretrained_gamma_p_bits": record["pretrained"]["gamma_p_bits"], "step": ck.get("step"),
             "samples_seen": ck.get("samples_seen"), "learning_rate": ck.get("learning_rate"),
             "schedule_id": ck.get("schedule_id")}
 
@@ -100,8 +101,9 @@ def axis_claim(cid: str, axis: str, xs: list[float], labels: list[str], per_seed
                  "negatives_to_level": finite_or_none(bands),
                  "negatives_to_level_paper_units": [None if v is None else v / paper_scale for v in bands["mean"]],
                  "score_moved": [float(np.mean([stats[j]["score_moved"] for stats in per_seed])) for j in range(len(xs))],
-                 "pretrained_margin": [float(np.mean([stats[j]["pretrained_margin"] for stats in per_seed]))
-                                       for j in range(len(xs))],
+                 # what size or volume did to the pre-trained model itself: its margin and its held-out fit
+                 **{key: [float(np.mean([stats[j][key] for stats in per_seed])) for j in range(len(xs))]
+                    for key in ("pretrained_margin", "pretrained_gamma_p_bits")},
                  "controls": finite_or_none(controls), "explanation": why, **(extra or {})})
     return claim, bands
 

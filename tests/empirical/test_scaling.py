@@ -157,7 +157,7 @@ def test_scaling_toy_run_takes_its_volume_axis_from_one_run(toy_run):
 
 def _stats(crossing, drop=1.0, height=1.0):
     return {"crossing": crossing, "initial_margin_drop_rate": drop, "aligned_margin": height, "score_moved": 0.3,
-            "pretrained_margin": 0.0}
+            "pretrained_margin": 0.0, "pretrained_gamma_p_bits": 2.0}
 
 
 def _claim(cross, drop=None, height=None, seeds=3):
@@ -223,7 +223,7 @@ def test_gpu_config_code_path_runs_at_toy_size_on_the_cpu(tmp_path):
     from empirical.runner import load
 
     shrink = ["n_seeds=2", "sizes=['L1-E8-H2-I16', 'L1-E24-H2-I48']", "center_size=L1-E8-H2-I16",
-              "checkpoints=[4, 12]", "pretrain.max_steps=12", "pretrain.warmup_steps=2", "pretrain.batch_size=8",
+              "checkpoints=[4, 12]", "size_checkpoint=12", "pretrain.max_steps=12", "pretrain.warmup_steps=2", "pretrain.batch_size=8",
               "data.positives=[16]", "data.negatives=[4, 8]", "negative.batch_size=4", "align.batch_size=16",
               "eval.n_heldout=8", "data.n_kl_sequences=8", "pretrain.device=cpu", "align.device=cpu",
               "negative.device=cpu", "workers=2"]
