@@ -170,6 +170,25 @@ def test_checkpoints_come_from_one_run_and_loss_falls(tmp_path):
     assert not all(np.array_equal(c[k].numpy(), _state(tmp_path / "full" / "step4")[k].numpy()) for k in c)
 
 
+def test_protocol_reports_every_checkpoint_and_reuses_the_cache(tmp_path, monkeypatch):
+    s = scratch_pretrain.run(_toy(), tmp_path / "out", progress=False)
+    assert {c["id"]: c["tier"] for c in s["claims"]} == {
+        "scratch_pretrain.heldout_disjoint": "verification", "scratch_pretrain.one_schedule": "verification",
+        "scratch_pretrain.bits_per_byte_falls": "sanity", "scratch_pretrain.reaches_bits_per_byte": "sanity"}
+    by_id = {c["id"]: c for c in s["claims"]}
+    assert by_id["scratch_pretrain.heldout_disjoint"]["verdict"] == "holds"
+    assert by_id["scratch_pretrain.one_schedule"]["verdict"] == "holds"
+    assert [r["step"] for r in s["checkpoints"]] == [4, 8] and s["n_parameters"] > 0
+    assert len((tmp_path / "out" / "checkpoints.csv").read_text().splitlines()) == 3
+    assert (tmp_path / "out" / s["figures"][0]).stat().st_size > 1000
+    last = s["checkpoints"][-1]
+    assert by_id["scratch_pretrain.reaches_bits_per_byte"]["measured"] == pytest.approx(last["heldout_bits_per_byte"])
+    assert all(Path(f).is_dir() for f in s["checkpoint_folders"].values())
+    monkeypatch.setattr(scratch_lm, "pretrain", lambda *a, **k: pytest.fail("pre-trained twice"))
+    again = scratch_pretrain.run(_toy("claims.max_bits_per_byte=9.0"), tmp_path / "again", progress=False)
+    assert again["checkpoints"] == s["checkpoints"]
+
+
 def _record(first, last, lr_ok=True):
     def ro(scale):
         return {"imdb": {"nats": [scale * 10.0 + i for i in range(20)], "n_tokens": [5] * 20, "n_bytes": [12] * 20}}
