@@ -279,7 +279,9 @@ def control_claims(main: list[dict], control: list[dict], cfg) -> tuple[list[Cla
     claims = [entropy_claim, direction, step0_claim(control, cfg, arm="control")]
     bands = {arm: {"corrected": mean_ci_columns([[g[p] for p in pairs] for g in per[arm]["corrected_bits"]], level),
                    "step0": mean_ci_columns([[step0_gaps(r)[p] for p in pairs] for r in recs], level),
-                   "entropy": mean_ci_columns([[entropy_gaps(r, cfg.pairs)[p] for p in pairs] for r in recs], level)}
+                   "entropy": mean_ci_columns([[entropy_gaps(r, cfg.pairs)[p] for p in pairs] for r in recs], level),
+                   "marker_entropy": mean_ci_columns([[marker_entropy_gaps(r, cfg.pairs)[p] for p in pairs]
+                                                      for r in recs], level)}
              for arm, recs in (("main", main), ("control", control))}
     return claims, {"pairs": pairs, **bands}
 
@@ -287,14 +289,15 @@ def control_claims(main: list[dict], control: list[dict], cfg) -> tuple[list[Cla
 # ------------------------------------------------------------------------------------------ table and figure
 
 def arm_table(bands: dict) -> list[dict]:
-    """One row per arm and pair: the corrected gap, the step-0 asymmetry and the entropy gap with CIs."""
+    """One row per arm and pair, with CIs: the corrected gap and the step-0 asymmetry (bits/token), the sampled
+    entropy gap H(D_l) − H(D_k) (bits/token) and the exact marker-entropy gap H_l − H_k (bits/sequence)."""
     rows = []
     for arm in ("main", "control"):
         if arm not in bands:
             continue
         for j, pair in enumerate(bands["pairs"]):
             row = {"arm": arm, "pair": pair}
-            for key in ("corrected", "step0", "entropy"):
+            for key in ("corrected", "step0", "entropy", "marker_entropy"):
                 b = bands[arm][key]
                 row.update({f"{key}_mean": b["mean"][j], f"{key}_low": b["low"][j], f"{key}_high": b["high"][j]})
             rows.append(row)
@@ -303,7 +306,8 @@ def arm_table(bands: dict) -> list[dict]:
 
 def plot_control(bands: dict, path, *, step0_band: float):
     """Left: entropy-corrected forward − inverse per pair, main arm beside the control arm. Middle: the
-    step-0 asymmetry with the pre-registered band. Right: the entropy gap H(D_l) − H(D_k) of each arm."""
+    step-0 asymmetry with the pre-registered band. Right: the exact marker-entropy gap H_l − H_k of each arm
+    (the control's premise; the sampled per-token gap is in the table)."""
     from ..paper_plots import _errorbar
 
     pairs = bands["pairs"]
@@ -311,8 +315,9 @@ def plot_control(bands: dict, path, *, step0_band: float):
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     x = np.arange(len(pairs))
     titles = {"corrected": "entropy-corrected forward − inverse (> 0: resistance)",
-              "step0": "step 0: KL(θ_l‖θ_k) − KL(θ_k‖θ_l)", "entropy": "H(D_l) − H(D_k)"}
-    for ax, key in zip(axes, ("corrected", "step0", "entropy")):
+              "step0": "step 0: KL(θ_l‖θ_k) − KL(θ_k‖θ_l)",
+              "marker_entropy": "marker entropy H_l − H_k (exact; > 0: later slice flatter)"}
+    for ax, key in zip(axes, ("corrected", "step0", "marker_entropy")):
         for shift, arm, fmt in ((-0.08, "main", "o"), (0.08, "control", "s")):
             if arm in bands:
                 label = "main arm (align to one component)" if arm == "main" else "control (peaked → uniform)"
@@ -321,7 +326,7 @@ def plot_control(bands: dict, path, *, step0_band: float):
             ax.axhspan(-step0_band, step0_band, color="0.85", label=f"band ±{step0_band}")
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xticks(x, [f"θ{p[0]}/θ{p[2]}" for p in pairs])
-        ax.set_ylabel("bits/token")
+        ax.set_ylabel("bits/sequence" if key == "marker_entropy" else "bits/token")
         ax.set_title(titles[key], fontsize=9)
         ax.legend(fontsize=7)
     return save_figure(fig, path)
