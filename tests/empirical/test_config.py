@@ -63,7 +63,7 @@ def test_resolve_device_and_precision_on_this_machine():
             resolve_device("cuda")
 
 
-@pytest.mark.parametrize("protocol", ["joint", "sequential", "rebound", "resistance", "scaling"])
+@pytest.mark.parametrize("protocol", ["joint", "sequential", "rebound", "resistance", "scaling", "rebound_sweep"])
 def test_every_token_world_protocol_pre_registers_its_claims_and_the_shipped_tables_state_the_defaults(protocol):
     from empirical import runner
     from empirical.protocols._common import ClaimsBase
@@ -71,7 +71,7 @@ def test_every_token_world_protocol_pre_registers_its_claims_and_the_shipped_tab
     module = runner.load_protocol(protocol)
     default = module.Config.__dataclass_fields__["claims"].default_factory()
     assert isinstance(default, ClaimsBase) and default.ci_level == 0.95
-    names = [n for n in runner.shipped_configs() if n.startswith(f"{protocol}_")]
+    names = [n for n in runner.shipped_configs() if n.startswith(f"{protocol}_") and runner.load(n)[1].protocol == protocol]
     assert len(names) >= 2
     for name in names:
         text = (runner.CONFIG_DIR / f"{name}.toml").read_text()
