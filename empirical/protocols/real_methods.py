@@ -14,7 +14,8 @@ model of ``compare_models``; one that is not installed is skipped with a note) a
    the exact KL(θ0 ‖ θ) on the D_a contexts (:func:`._real_readouts.kl_readout`; no sampling).
 
 **Matched KL.** Along each curve, the alignment gain G = −Δγ_a and the proxy cost C = Δγ_near
-(nats/token, paired per sequence against the base) are interpolated linearly in log KL at κ*, the
+(nats/token, paired per sequence against the base; C is a change, negative where fine-tuning on
+reviews also compresses the proxy better) are interpolated linearly in log KL at κ*, the
 largest KL that both compared curves reach (a curve's KL at its last read; κ* is recomputed in
 every bootstrap resample, so its uncertainty is in the interval). Between models the two
 quantities are per byte (G and C scaled by the set's tokens per byte, KL by D_a's), so that the
@@ -354,8 +355,8 @@ def _summarise(config: Config, folder: RunFolder, results: dict, skipped: list) 
                                  f"at matched KL to the base, LoRA buys the same alignment gain −Δγ_a as full "
                                  f"fine-tuning on {first.name} (ratio LoRA/full)", common))
         claims.append(band_claim("real_methods.lora_cost_at_matched_kl", cost,
-                                 f"at matched KL, LoRA and full fine-tuning pay the same near-proxy cost per unit of "
-                                 f"alignment gain, Δγ_near/(−Δγ_a), on {first.name} (ratio LoRA/full)", common))
+                                 f"at matched KL, LoRA and full fine-tuning move the near proxy by the same amount per unit "
+                                 f"of alignment gain, Δγ_near/(−Δγ_a), on {first.name} (ratio LoRA/full)", common))
         extra["matched_kl"] = common
     if len(models) > 1:
         other = models[1]
@@ -365,8 +366,8 @@ def _summarise(config: Config, folder: RunFolder, results: dict, skipped: list) 
                              "other": other.curve(ds[1], "full", per_byte=True)})
             return _ratio(_ratio(*reversed(at["other"])), _ratio(*reversed(at["first"])))
         claims.append(band_claim("real_methods.base_vs_instruct", per_unit,
-                                 f"{other.name} ({other.kind}) and {first.name} ({first.kind}) pay the same near-proxy "
-                                 f"cost per unit of alignment gain at matched KL per byte, full fine-tuning "
+                                 f"{other.name} ({other.kind}) and {first.name} ({first.kind}) move the near proxy by the "
+                                 f"same amount per unit of alignment gain at matched KL per byte, full fine-tuning "
                                  f"(ratio {other.kind}/{first.kind})",
                                  {"confounds": "the two models differ in family, size, tokenizer and training data, "
                                                "not only in instruct-tuning; per-byte units remove the tokenizer only"}))
