@@ -76,8 +76,13 @@ _ABOUT: dict[str, tuple[str, str]] = {
                    "Forward vs inverse alignment losses (Table 1 protocol), raw and entropy-corrected."),
     "rebound": ("Paper §5.2 on token-tree worlds: rebound",
                 "Positive then negative fine-tuning (Figure 4 protocol) and the Table 3 question."),
+    "rebound_sweep": ("Paper §5.2 on a world with prompts and depth: the knobs that decide rebound",
+                      "Alignment strength (lr × epochs) and replay swept on a prompted world whose behaviour sits "
+                      "behind a shared prefix; per aligned model k_eff, and the start and fall slopes per decade of "
+                      "positive data in margin (logit) units: which one wins, and why."),
     "scaling": ("Paper §5.3 on token-tree worlds: model size and pre-training volume",
-                "The rebound protocol across model sizes and pre-training volumes a decade apart."),
+                "The rebound protocol on the prompted world across model sizes a decade apart and across "
+                "checkpoints of one pre-training run (one schedule, every checkpoint past warm-up)."),
     "real_resistance": ("Paper §5.1 on SmolLM2-135M: resistance",
                         "The Table 1 protocol on a real pretrained model fine-tuned on IMDb reviews."),
     "real_quick": ("Real pretrained LM in the theory's unit: SmolLM2-135M compression read-outs",
@@ -111,17 +116,18 @@ def _profile(suffix: str, simulate_config: str, names: tuple[str, ...]) -> tuple
 
 
 _TOKEN_TREE = ("joint", "sequential", "resistance", "rebound")
+_WORLDS = ("rebound_sweep", "scaling")  # issue 14's worlds with prompts and depth (CPU configs <= 20 min each)
 
 PROFILES: dict[str, tuple[Part, ...]] = {
     # <= 15 minutes on 2 cores: theory, simulator, and small token-tree LM protocols. real_quick (SmolLM2
     # read-outs) took 12.6 min on a loaded 2-core box, past this budget, so it runs in `full` until it fits.
     "quick": _profile("quick", "quick", _TOKEN_TREE),
     # CPU defaults of every part, real pretrained model included (hours on 2 cores).
-    "full": (*_profile("cpu", "default", (*_TOKEN_TREE, "scaling", "real_resistance", "real_rebound",
+    "full": (*_profile("cpu", "default", (*_TOKEN_TREE, *_WORLDS, "real_resistance", "real_rebound",
                                               "real_methods", "pareto_real")),
              _part("real_quick", "run", "real_quick", "--out", "{out}")),
     # The GPU profiles of every token-tree protocol (the pretrained wheels cannot travel to the GPU box).
-    "gpu": _profile("gpu", "default", (*_TOKEN_TREE, "scaling")),
+    "gpu": _profile("gpu", "default", (*_TOKEN_TREE, *_WORLDS)),
 }
 
 
