@@ -221,6 +221,10 @@ def run(config: Config, out_dir: Path, *, progress: bool = True, units: tuple[st
     done = {key: store.get(key) for key in _unit_keys(config)}
     todo = {k for k, rec in done.items() if rec is None and (units is None or k in units)}
     source = locate_model(config.model.name) if todo else None
+    if source is not None and source.kind == "scratch":  # never read a scratch model on texts it trained on
+        from ..scratch_lm import check_heldout
+
+        check_heldout(config.model.name, config)
     csv_path = locate_imdb(config.data.csv_path or None)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = _Env(config, csv_path, source, progress)

@@ -315,3 +315,13 @@ def test_real_rebound_runs_on_a_toy_scratch_model(tmp_path):
     assert "real_rebound.margin_falls_faster" in ids and "real_rebound.faster_fall" in ids
     assert s["readouts"]["stages"]["pos16"]["aligned"]["delta_nats_per_token"] < 0  # full fine-tuning learns D_a
     assert s["model"]["name"] == f"scratch:{toml}"
+
+
+def test_real_rebound_refuses_a_scratch_model_whose_pre_training_saw_its_held_out_texts(tmp_path):
+    """seed 1 draws other splits than the seed-0 reserve: the read-outs would score trained-on text."""
+    toml = _write_toy(tmp_path)
+    cfg = load_config(real_rebound.Config, None, REBOUND + [f'model.name="scratch:{toml}"', "seed=1",
+                                                            'evaluate.judge_stages="none"'])
+    with pytest.raises(ConfigError, match="must be pre-trained without this config's held-out texts"):
+        real_rebound.run(cfg, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / "parts").exists() or not list((tmp_path / "out" / "parts").iterdir())
