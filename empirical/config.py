@@ -307,3 +307,15 @@ def torch_dtype(precision: str):
     import torch
 
     return {"fp32": None, "bf16": torch.bfloat16}[precision]
+
+
+def setup_torch(threads: int) -> None:
+    """Pin torch's intra-op threads once per process (0 leaves the default; a repeat call is a no-op).
+
+    The protocols call it at the top of ``run`` and of every unit that may run in a worker process;
+    :func:`empirical.train.train` leaves the thread count alone.
+    """
+    import torch
+
+    if threads and torch.get_num_threads() != int(threads):
+        torch.set_num_threads(int(threads))

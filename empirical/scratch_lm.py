@@ -206,9 +206,8 @@ def pretrain(config, folder: str | Path, *, progress: bool = True, stop_after: i
     ``stop_after`` interrupts the one run after that many steps (its schedule unchanged; tests and a
     resumed run use it): ``run.json`` is then not written and a later call resumes from there.
     """
-    from .config import resolve_device
+    from .config import resolve_device, setup_torch
     from .models import build_model, count_parameters
-    from .protocols._common import setup_torch
     from .train import lr_multiplier, train
 
     folder = Path(folder)
@@ -290,14 +289,14 @@ class _Stop(Exception):
 
 
 def _key(config) -> dict:
-    from .protocols._common import parts_key
+    from tokentree.harness import parts_key
 
     return parts_key(config)
 
 
 def scratch_folder(config) -> Path:
     """``$ELASTICITY_CACHE/scratch/<hash 16 of the config without name, n_seeds and [claims]>``."""
-    from .offline_models import cache_root
+    from .sources import cache_root
 
     return cache_root() / "scratch" / config_hash(_key(config))[:16]
 
@@ -331,8 +330,8 @@ _NAME = re.compile(r"scratch:(?P<ref>.+?)(?:@(?:step)?(?P<step>\d+))?")
 
 
 def _load_scratch_config(name: str):
-    from .offline_models import ModelNotAvailableError
     from .runner import CONFIG_DIR, load
+    from .sources import ModelNotAvailableError
 
     m = _NAME.fullmatch(name.strip())
     if not m:
@@ -359,7 +358,7 @@ def _load_scratch_config(name: str):
 def locate_scratch(name: str):
     """:class:`~empirical.offline_models.ModelSource` of ``scratch:<config>[@<step>]``, checked in well under
     a second (the config parses, the reviews exist, the step is a checkpoint); nothing is trained."""
-    from .offline_models import ModelSource
+    from .sources import ModelSource
     from .text_data import locate_imdb
 
     ref, config, step = _load_scratch_config(name)

@@ -268,7 +268,7 @@ def locate_records(source: str | Path, dataset: str = "data") -> str:
         raise DataNotAvailableError(f"loading {dataset} from the hub needs the 'datasets' package, which is not "
                                     f"installed: {DATASETS_INSTALL}. Offline, pass a local .json/.jsonl file "
                                     f"with the same fields instead.")
-    from .offline_models import hub_offline, hub_reachable
+    from .sources import hub_offline, hub_reachable
 
     offline = hub_offline() or os.environ.get("HF_DATASETS_OFFLINE", "").strip().lower() in ("1", "true", "yes")
     if not offline and not hub_reachable():

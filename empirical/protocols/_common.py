@@ -34,16 +34,15 @@ from tokentree.harness import (
     PartStore,
     check_at_least,
     check_range,
-    config_to_dict,
     mean_ci_columns,
     min_detectable_effect,
-    seed_invariant_config,
+    parts_key,
     t_quantile,
     utc_now,
     write_summary,
 )
 
-from ..config import EvalConfig, LMWorldConfig, ModelConfig, TrainConfig
+from ..config import EvalConfig, LMWorldConfig, ModelConfig, TrainConfig, setup_torch
 from ..generation import GenerationConfig
 from ..pretrained import FinetuneConfig, PretrainedConfig
 
@@ -175,18 +174,6 @@ class RunFolder:
                              started_at=self.started, t0=self.t0, extra=extra)
 
 
-def setup_torch(threads: int) -> None:
-    """Pin torch's intra-op threads once per process (0 leaves the default; a repeat call is a no-op).
-
-    The protocols call it at the top of ``run`` and of every unit that may run in a worker process;
-    :func:`empirical.train.train` leaves the thread count alone.
-    """
-    import torch
-
-    if threads and torch.get_num_threads() != int(threads):
-        torch.set_num_threads(int(threads))
-
-
 def check_components(config: Any) -> None:
     """Validate ``aligned_component`` / ``perturbed_component`` against ``world.n_components``."""
     c = config.world.n_components
@@ -196,15 +183,6 @@ def check_components(config: Any) -> None:
     if config.aligned_component == config.perturbed_component:
         raise ConfigError(f"perturbed_component must differ from aligned_component; got both "
                           f"{config.aligned_component}.")
-
-
-def parts_key(config: Any, *, seed_invariant: bool = True) -> dict:
-    """What a protocol's part store is keyed on: the config without its ``claims`` table (judging the
-    same trainings against other bands reuses every part), and with ``seed_invariant`` also without
-    ``n_seeds`` and ``name`` (:func:`tokentree.harness.seed_invariant_config`)."""
-    d = seed_invariant_config(config) if seed_invariant else config_to_dict(config)
-    d.pop("claims", None)
-    return d
 
 
 def ci_min_detectable_effect(ci: Sequence[float] | None, n: int, level: float = 0.95) -> float | None:

@@ -27,6 +27,7 @@ from .parts import (
     PartStore as PartStore,
     as_generator as as_generator,
     as_seed_sequence as as_seed_sequence,
+    parts_key as parts_key,
     run_seeds as run_seeds,
     run_units as run_units,
     seed_invariant_config as seed_invariant_config,

@@ -75,6 +75,15 @@ def seed_invariant_config(config: Any) -> dict:
     return d
 
 
+def parts_key(config: Any, *, seed_invariant: bool = True) -> dict:
+    """What a protocol's part store is keyed on: the config without its ``claims`` table (judging the
+    same trainings against other bands reuses every part), and with ``seed_invariant`` also without
+    ``n_seeds`` and ``name`` (:func:`seed_invariant_config`)."""
+    d = seed_invariant_config(config) if seed_invariant else config_to_dict(config)
+    d.pop("claims", None)
+    return d
+
+
 class PartStore:
     """One JSON file per finished unit under ``out_dir/parts``, valid only for the same config hash."""
 
