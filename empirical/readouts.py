@@ -260,6 +260,19 @@ class CodeLengths:
                    np.asarray(d["n_bytes"], dtype=np.int64))
 
 
+def padded_ids(seqs: Sequence[np.ndarray], idx: Sequence[int], device):
+    """``(input_ids, attention_mask)`` of the sequences ``idx`` of ``seqs``, right-padded with 0, on ``device``."""
+    import torch
+
+    width = max(len(seqs[i]) for i in idx)
+    ids = torch.zeros((len(idx), width), dtype=torch.long)
+    mask = torch.zeros((len(idx), width), dtype=torch.long)
+    for r, i in enumerate(idx):
+        ids[r, : len(seqs[i])] = torch.as_tensor(seqs[i])
+        mask[r, : len(seqs[i])] = 1
+    return ids.to(device), mask.to(device)
+
+
 def _padded_nll(model, seqs: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
     import torch
 
@@ -268,13 +281,7 @@ def _padded_nll(model, seqs: Sequence[np.ndarray], batch_size: int) -> np.ndarra
     out = np.zeros(len(seqs))
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        width = len(seqs[idx[0]])
-        ids = torch.zeros((len(idx), width), dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for r, i in enumerate(idx):
-            ids[r, : len(seqs[i])] = torch.as_tensor(seqs[i])
-            mask[r, : len(seqs[i])] = 1
-        ids, mask = ids.to(dev), mask.to(dev)
+        ids, mask = padded_ids(seqs, idx, dev)
         with torch.no_grad(), torch.autocast(device_type=dev.type, enabled=False):
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
             target = ids[:, 1:]

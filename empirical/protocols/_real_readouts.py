@@ -161,6 +161,8 @@ def kl_readout(model, tokenized, reference=None, *, batch_size: int = 16) -> Cod
     import torch
     import torch.nn.functional as F
 
+    from ..readouts import padded_ids
+
     dev = next(model.parameters()).device
     seqs, out = tokenized.ids, np.zeros(len(tokenized.ids))
     was_training = model.training
@@ -168,13 +170,7 @@ def kl_readout(model, tokenized, reference=None, *, batch_size: int = 16) -> Cod
     try:
         for start in range(0, len(seqs), batch_size):
             idx = list(range(start, min(start + batch_size, len(seqs))))
-            width = max(len(seqs[i]) for i in idx)
-            ids = torch.zeros((len(idx), width), dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                ids[r, : len(seqs[i])] = torch.as_tensor(seqs[i])
-                mask[r, : len(seqs[i])] = 1
-            ids, mask = ids.to(dev), mask.to(dev)
+            ids, mask = padded_ids(seqs, idx, dev)
             ref_ctx = model.disable_adapter() if reference is None else contextlib.nullcontext()
             with torch.no_grad(), torch.autocast(device_type=dev.type, enabled=False):
                 with ref_ctx:
