@@ -25,7 +25,8 @@ from tokentree.harness import check_at_least, check_range, normal_quantile
 
 from ..readouts import READOUT_NAMES, CodeLengths, grid_bootstrap_ci, paired_change
 
-__all__ = ["ReadoutConfig", "StageReader", "Deltas", "stage_table", "bootstrap_min_detectable_effect", "kl_readout"]
+__all__ = ["ReadoutConfig", "StageReader", "Deltas", "stage_table", "bootstrap_min_detectable_effect", "kl_readout",
+           "joint_interval"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +97,16 @@ class Deltas:
         self._arrays = [np.stack([r[x].nats for r in stages[st]]) for x, st in self._keys]
         self._base = [base[x].nats for x in self.sets] + [base[x].n_tokens.astype(np.float64) for x in self.sets]
 
+    @property
+    def arrays(self) -> list[np.ndarray]:
+        """Every array a statistic reads (base code lengths, base tokens, then each stage), in the order
+        :meth:`lookup` takes them; the bootstrap resamples these."""
+        return [*self._base, *self._arrays]
+
+    def lookup(self, arrays: Sequence[np.ndarray] | None = None) -> Callable[[str, str], float]:
+        """``d(set, stage) -> Δγ`` (nats/token, mean over seeds) on ``arrays`` (default: the data's own)."""
+        return self._lookup(self.arrays if arrays is None else arrays)
+
     def _lookup(self, arrays) -> Callable[[str, str], float]:
         nb = len(self.sets)
         base = dict(zip(self.sets, arrays[:nb]))
@@ -113,16 +124,30 @@ class Deltas:
         return d
 
     def estimate(self, stat: Callable[[Callable[[str, str], float]], float]) -> float:
-        return float(stat(self._lookup([*self._base, *self._arrays])))
+        return float(stat(self.lookup()))
 
     def interval(self, stat: Callable[[Callable[[str, str], float]], float], *, n_boot: int = 1000,
                  level: float = 0.95, seed: int = 0) -> tuple[float, list[float] | None]:
-        return grid_bootstrap_ci(lambda *arrs: stat(self._lookup(arrs)), *self._base, *self._arrays,
-                                 n_boot=n_boot, level=level, seed=seed)
+        return joint_interval([self], lambda ds: stat(ds[0]), n_boot=n_boot, level=level, seed=seed)
 
     def change(self, x: str, stage: str, *, n_boot: int = 1000, level: float = 0.95) -> dict:
         """:func:`empirical.readouts.paired_change` of set ``x`` at ``stage`` (nats/token and bits/byte)."""
         return paired_change(self.base[x], [r[x] for r in self.stages[stage]], n_boot=n_boot, level=level)
+
+
+def joint_interval(deltas: Sequence[Deltas], stat: Callable[[list], float], *, n_boot: int = 1000,
+                   level: float = 0.95, seed: int = 0) -> tuple[float, list[float] | None]:
+    """``stat([d_0, d_1, ...])`` (one ``d(set, stage)`` per :class:`Deltas`) and its crossed bootstrap, with
+    one draw of texts and seeds for all of them: several models read on the same texts stay paired per text."""
+    sizes = [len(d.arrays) for d in deltas]
+
+    def joint(*arrays):
+        ds, at = [], 0
+        for d, n in zip(deltas, sizes):
+            ds.append(d.lookup(arrays[at:at + n]))
+            at += n
+        return stat(ds)
+    return grid_bootstrap_ci(joint, *(a for d in deltas for a in d.arrays), n_boot=n_boot, level=level, seed=seed)
 
 
 def stage_table(deltas: Deltas, stage_info: dict[str, dict], *, n_boot: int = 1000, level: float = 0.95) -> list[dict]:

@@ -59,7 +59,7 @@ from tokentree.harness import (
 )
 
 from ._common import ClaimsBase, RealModelExperiment, RunFolder, setup_torch
-from ._real_readouts import Deltas, ReadoutConfig, bootstrap_min_detectable_effect, stage_table
+from ._real_readouts import Deltas, ReadoutConfig, bootstrap_min_detectable_effect, joint_interval, stage_table
 
 __all__ = ["DataConfig", "GridConfig", "MethodsConfig", "RealMethodsClaims", "Config", "run", "matched"]
 
@@ -212,11 +212,11 @@ def _run_model(config: Config, folder: RunFolder, name: str, source, methods, sp
     if done[f"{alias}.base"] is None:
         pm, reader, _ = env(methods[0])
         done[f"{alias}.base"] = store.put(f"{alias}.base", {"readouts": reader(pm.model), "sets": reader.describe()})
-    kw = finetune_kwargs(config.finetune)
     bs = config.finetune.batch_size
     for method in methods:
+        kw = finetune_kwargs(config.finetune)
         if method == "lora":
-            kw = {**kw, "learning_rate": config.methods.lora_learning_rate}
+            kw["learning_rate"] = config.methods.lora_learning_rate
         for si, s in enumerate(seeds):
             key = f"{alias}.{method}.seed{si}"
             if done[key] is not None:
@@ -290,23 +290,6 @@ class _Model:
                 np.array([d("near", x) * f["near"] for x in st]))
 
 
-def _joint_interval(models: list[_Model], stat, *, n_boot: int, level: float) -> tuple[float, list[float] | None]:
-    """``stat([d_model ...])`` and its bootstrap over texts and seeds, one draw for every model (the
-    read-out texts are the same for every model, so text i stays paired across models)."""
-    from ..readouts import grid_bootstrap_ci
-
-    sizes = [len(m.deltas._base) + len(m.deltas._arrays) for m in models]
-
-    def joint(*arrays):
-        ds, at = [], 0
-        for m, n in zip(models, sizes):
-            ds.append(m.deltas._lookup(arrays[at:at + n]))
-            at += n
-        return stat(ds)
-    arrays = [a for m in models for a in (*m.deltas._base, *m.deltas._arrays)]
-    return grid_bootstrap_ci(joint, *arrays, n_boot=n_boot, level=level)
-
-
 def _summarise(config: Config, folder: RunFolder, results: dict, skipped: list) -> dict:
     rules, lv, nb = config.claims, config.claims.ci_level, config.readout.n_boot
     lo, hi = rules.equivalence_band
@@ -330,7 +313,8 @@ def _summarise(config: Config, folder: RunFolder, results: dict, skipped: list) 
                     details={"units": "nats/token"})]
 
     def band_claim(cid, stat, statement, details):
-        est, ci = _joint_interval(models if cid.endswith("base_vs_instruct") else [first], stat, n_boot=nb, level=lv)
+        est, ci = joint_interval([m.deltas for m in (models if cid.endswith("base_vs_instruct") else [first])],
+                                 stat, n_boot=nb, level=lv)
         return Claim(id=cid, tier="paper", statement=statement, predicted=[lo, hi], measured=est, ci=ci,
                      verdict=band_verdict(ci, lo, hi), rule=f"CI of the ratio inside [{lo:g}, {hi:g}]",
                      source="issue 13 item 3; REVIEW-empirical §6 demand 5",
@@ -346,7 +330,7 @@ def _summarise(config: Config, folder: RunFolder, results: dict, skipped: list) 
         def cost(ds):
             _, at = matched({m: first.curve(ds[0], m) for m in ("full", "lora")})
             return _ratio(_ratio(*reversed(at["lora"])), _ratio(*reversed(at["full"])))
-        d0 = _d(first)
+        d0 = first.deltas.lookup()
         kappa, at = matched({m: first.curve(d0, m) for m in ("full", "lora")})
         common = {"kappa_nats_per_token": kappa, "at_kappa": {m: {"gain": g, "cost": c} for m, (g, c) in at.items()},
                   "lora_learning_rate": config.methods.lora_learning_rate,
@@ -380,15 +364,11 @@ def _summarise(config: Config, folder: RunFolder, results: dict, skipped: list) 
     return folder.summary(claims, figures=figures, tables={"readouts": "readouts.csv"}, extra=extra)
 
 
-def _d(model: _Model):
-    return model.deltas._lookup([*model.deltas._base, *model.deltas._arrays])
-
-
 def _figure(out_dir: Path, models: list[_Model]) -> str:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for m in models:
-        d = _d(m)
+        d = m.deltas.lookup()
         for meth in m.methods:
             kl, g, c = m.curve(d, meth, per_byte=len(models) > 1)
             label = f"{m.name} {meth}"
