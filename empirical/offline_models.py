@@ -24,6 +24,8 @@ transformers versions, so they are set explicitly.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -330,6 +332,24 @@ def _set_special_tokens(tokenizer, spec: OfflineModel) -> None:
     tokenizer.add_bos_token = False if spec.bos_token is None else tokenizer.add_bos_token
 
 
+@contextlib.contextmanager
+def _gguf_bar(progress: bool):
+    """transformers' GGUF loader draws its "de-quantizing" bar with tqdm directly, which neither
+    ``hf_logging.disable_progress_bar`` nor ``TQDM_DISABLE`` (read once, at tqdm's import) reaches: with
+    ``progress=False`` its module's ``tqdm`` is swapped for a disabled one while the loader runs."""
+    if progress:
+        yield
+        return
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
+
+
 def convert_gguf_to_safetensors(gguf_path: str | Path, out_dir: str | Path, spec: OfflineModel | None = None,
                                 *, progress: bool = True) -> Path:
     """Dequantise a GGUF causal LM to fp32 and save it (weights + tokenizer) as a safetensors folder.
@@ -348,8 +368,9 @@ def convert_gguf_to_safetensors(gguf_path: str | Path, out_dir: str | Path, spec
     if progress:
         print(f"converting {gguf_path.name} to safetensors in {out_dir} (once; about a minute) ...", flush=True)
     folder, name = str(gguf_path.parent), gguf_path.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    with _gguf_bar(progress):
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     config = AutoConfig.from_pretrained(folder, gguf_file=name)
     if hasattr(config, "quantization_config"):
         del config.quantization_config

@@ -95,6 +95,19 @@ def test_missing_offline_model_says_how_to_install(cache, monkeypatch):
         om.ensure_offline_model("gpt-5", progress=False)
 
 
+def test_no_progress_silences_the_gguf_loaders_own_bar(capfd):
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    original = gguf_utils.tqdm
+    with om._gguf_bar(False):
+        for _ in gguf_utils.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors..."):
+            pass
+    assert gguf_utils.tqdm is original  # restored
+    with om._gguf_bar(True):
+        assert gguf_utils.tqdm is original
+    assert "de-quantizing" not in capfd.readouterr().err
+
+
 def test_uncached_hub_id_fails_at_once_when_offline_or_unreachable(monkeypatch):
     import huggingface_hub.constants
 
