@@ -45,6 +45,27 @@ def test_bad_values_raise_config_error_naming_the_dotted_key(data, match):
         config_from_dict(Composite, data)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Staged:
+    align: TrainConfig = field(default_factory=lambda: TrainConfig(learning_rate=1e-3, batch_size=32, decay="constant"))
+
+
+def test_a_partial_table_keeps_the_fields_default_factory_not_the_class_defaults():
+    got = config_from_dict(Staged, {"align": {"learning_rate": 5e-4}}).align
+    assert (got.learning_rate, got.batch_size, got.decay) == (5e-4, 32, "constant")
+    assert TrainConfig().batch_size != 32 and TrainConfig().decay != "constant"  # the test would see the bug
+    assert config_from_dict(Staged, {}).align == Staged().align
+    with pytest.raises(ConfigError, match=r"align\.batch_size must be an int >= 1; got 0"):
+        config_from_dict(Staged, {"align": {"batch_size": 0}})  # the merged result is still checked
+
+
+def test_real_rebound_sampling_table_keeps_top_k_0_when_it_does_not_say():
+    from empirical.protocols import real_rebound
+
+    cfg = config_from_dict(real_rebound.Config, {"sampling": {"max_new_tokens": 8}})
+    assert (cfg.sampling.top_k, cfg.sampling.max_new_tokens) == (0, 8)
+
+
 def test_named_sizes_resolve_and_explicit_values_override():
     m = ModelConfig(size="micro", n_layer=3)
     assert (m.n_layer_resolved, m.n_embd_resolved) == (3, MODEL_SIZES["micro"][1])

@@ -126,8 +126,14 @@ def _describe(tp: Any) -> str:
     return str(tp).replace("typing.", "")
 
 
-def config_from_dict(cls: type[T], data: dict, *, prefix: str = "") -> T:
-    """Build dataclass ``cls`` from a nested dict, checking keys and types (dotted paths in errors)."""
+def config_from_dict(cls: type[T], data: dict, *, prefix: str = "", base: T | None = None) -> T:
+    """Build dataclass ``cls`` from a nested dict, checking keys and types (dotted paths in errors).
+
+    A key the dict leaves out keeps its default. For a nested table that default is the field's
+    ``default_factory()`` (or ``base``'s value), not the nested class's own defaults: a partial
+    ``[sampling]`` table under ``GenerationConfig(top_k=0)`` keeps ``top_k = 0``. ``base``: an instance
+    whose values the dict overrides (``dataclasses.replace``, so ``__post_init__`` checks the result).
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'} must be a table; got {data!r}.")
     hints = typing.get_type_hints(cls)
@@ -146,14 +152,18 @@ def config_from_dict(cls: type[T], data: dict, *, prefix: str = "") -> T:
                               f"Valid keys in [{table}]: {', '.join(sorted(fields))}.")
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
-            kwargs[key] = config_from_dict(tp, value, prefix=f"{dotted}.")
+            default = getattr(base, key) if base is not None else (
+                fields[key].default_factory() if fields[key].default_factory is not dataclasses.MISSING else None)
+            default = default if isinstance(default, tp) else None
+            kwargs[key] = config_from_dict(type(default) if default is not None else tp, value,
+                                           prefix=f"{dotted}.", base=default)
             continue
         ok, conv = _type_ok(value, tp)
         if not ok:
             raise ConfigError(f"{dotted} must be of type {_describe(tp)}; got {value!r}.")
         kwargs[key] = conv
     try:
-        return cls(**kwargs)
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except ConfigError as exc:
         if prefix and not str(exc).startswith(prefix):
             raise ConfigError(f"{prefix}{exc}") from None
