@@ -124,7 +124,9 @@ def add_lora(model, *, r: int = 16, alpha: float = 32.0, dropout: float = 0.0,
                                     f"Llama or GPT-2 projection names were found in {type(model).__name__}.")
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
                         bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft reads transformers' deprecated alias; the user can do nothing about it
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 def trainable_parameter_count(model) -> int:
