@@ -295,14 +295,18 @@ def _summarise(config: Config, folder: RunFolder, results: dict, skipped: list) 
     lo, hi = rules.equivalence_band
     models = [_Model(name, info, config.grid.steps) for name, info in results.items()]
     first = models[0]
-    rows, worst = [], 0.0
+    rows, worst, where, per_model = [], 0.0, None, {}
     for m in models:
         info = {"base": {"model": m.name}, **{f"{meth}.s{s}": {"model": m.name, "method": meth, "step": s}
                                                for meth in m.methods for s in config.grid.steps}}
         for r in stage_table(m.deltas, info, n_boot=nb, level=lv):
             rows.append(r)
             if r["set"] != "kl_a" and r["stage"] != "base" and math.isfinite(r["half_width_nats"]):
-                worst = max(worst, r["half_width_nats"])
+                key = f"{m.name}.{r['stage'].split('.')[0]}.{r['set']}"
+                per_model[key] = max(per_model.get(key, 0.0), r["half_width_nats"])
+                if r["half_width_nats"] > worst:
+                    worst, where = r["half_width_nats"], {"model": m.name, "stage": r["stage"], "set": r["set"],
+                                                          "delta_nats_per_token": r["delta_nats_per_token"]}
     write_csv(folder.path / "readouts.csv", rows)
     claims = [Claim(id="real_methods.readout_precision", tier="sanity",
                     statement="every paired read-out change (D_a, D_t, near, far, every model, method and step) has a "
@@ -310,7 +314,7 @@ def _summarise(config: Config, folder: RunFolder, results: dict, skipped: list) 
                     predicted=rules.max_half_width_nats, measured=worst, ci=None,
                     verdict="holds" if worst <= rules.max_half_width_nats else "fails",
                     rule=f"max half-width <= {rules.max_half_width_nats} nats/token", source="issue 13 must-show",
-                    details={"units": "nats/token"})]
+                    details={"units": "nats/token", "worst": where, "max_half_width_per_model_method_set": per_model})]
 
     def band_claim(cid, stat, statement, details):
         est, ci = joint_interval([m.deltas for m in (models if cid.endswith("base_vs_instruct") else [first])],

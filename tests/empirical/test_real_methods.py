@@ -54,6 +54,10 @@ def test_real_methods_end_to_end_resume_and_claims(tiny_dir, second_dir, tmp_pat
             "real_methods.lora_cost_at_matched_kl": "paper",
             "real_methods.base_vs_instruct": "paper"} == {k: c["tier"] for k, c in claims.items()}
     assert all(c["verdict"] in ("holds", "fails", "inconclusive") for c in claims.values())
+    precision = claims["real_methods.readout_precision"]  # says where its widest interval is
+    worst = precision["details"]["worst"]
+    assert worst["set"] in ("aligned", "target", "near", "far") and worst["model"] in (str(tiny_dir), str(second_dir))
+    assert max(precision["details"]["max_half_width_per_model_method_set"].values()) == precision["measured"]
     # the KL read-out: 0 at the base by construction, > 0 after fine-tuning, rising along the stream
     extra = summary["matched_kl"]
     assert extra["kappa_nats_per_token"] > 0
@@ -75,7 +79,12 @@ def _csv(path):
         return list(csv.DictReader(f))
 
 
-def test_a_missing_compared_model_is_skipped_with_a_note(tiny_dir, tmp_path):
+def test_a_missing_compared_model_is_skipped_with_a_note(tiny_dir, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec  # hide the Gemma wheels: the test must not depend on `make install-gemma`
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("gemma3") else real(name, *a))
     cfg = load_config(real_methods.Config, None, _overrides(tiny_dir, ["gemma-3-270m"]) + ['methods.methods=["full"]',
                                                                                               "n_seeds=1"])
     summary = real_methods.run(cfg, tmp_path / "run", progress=False)
