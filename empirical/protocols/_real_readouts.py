@@ -25,7 +25,7 @@ from tokentree.harness import check_at_least, check_range, normal_quantile
 
 from ..readouts import READOUT_NAMES, CodeLengths, grid_bootstrap_ci, paired_change
 
-__all__ = ["ReadoutConfig", "StageReader", "Deltas", "stage_table", "bootstrap_min_detectable_effect", "kl_readout",
+__all__ = ["ReadoutConfig", "StageReader", "Deltas", "stage_table", "widest_interval", "bootstrap_min_detectable_effect", "kl_readout",
            "joint_interval"]
 
 
@@ -173,6 +173,15 @@ def stage_table(deltas: Deltas, stage_info: dict[str, dict], *, n_boot: int = 10
                          "ci_low_bpb": ci_b[0], "ci_high_bpb": ci_b[1], "n_sequences": ch["n_sequences"],
                          "n_seeds": ch["n_seeds"]})
     return rows
+
+
+def widest_interval(rows: Sequence[dict], limit: float) -> tuple[dict, bool]:
+    """The precision check of every real-model protocol, on :func:`stage_table` rows: the row after the base
+    with the widest paired half-width (a non-finite one counts as the widest), and whether every such row's
+    half-width is finite and at most ``limit`` nats/token."""
+    after = [r for r in rows if r["stage"] != "base"]
+    worst = max(after, key=lambda r: r["half_width_nats"] if math.isfinite(r["half_width_nats"]) else math.inf)
+    return worst, all(math.isfinite(r["half_width_nats"]) and r["half_width_nats"] <= limit for r in after)
 
 
 def kl_readout(model, tokenized, reference=None, *, batch_size: int = 16) -> CodeLengths:

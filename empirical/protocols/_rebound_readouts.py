@@ -37,7 +37,7 @@ import numpy as np
 from tokentree.harness import Claim, band_verdict, exact_verdict, pyplot, save_figure, sign_verdict
 
 from ..readouts import CodeLengths, loglog_slope
-from ._real_readouts import Deltas, bootstrap_min_detectable_effect, stage_table
+from ._real_readouts import Deltas, bootstrap_min_detectable_effect, stage_table, widest_interval
 
 __all__ = ["ReboundReadouts"]
 
@@ -106,9 +106,8 @@ class ReboundReadouts:
 
     def _precision(self) -> Claim:
         rows = [r for r in self.table if r["stage"] != "base"]
-        worst = max(rows, key=lambda r: r["half_width_nats"] if math.isfinite(r["half_width_nats"]) else math.inf)
         limit = self.rules.max_half_width_nats
-        ok = all(math.isfinite(r["half_width_nats"]) and r["half_width_nats"] <= limit for r in rows)
+        worst, ok = widest_interval(rows, limit)
         per_set = {x: max(r["half_width_nats"] for r in rows if r["set"] == x) for x in self.d.sets}
         return Claim(id="real_rebound.readout_precision", tier="sanity",
                      statement=f"Every paired change of the four read-outs, at every stage, has a CI half-width of at "

@@ -52,6 +52,7 @@ from tokentree.harness import (
     band_verdict,
     check_at_least,
     check_range,
+    exact_verdict,
     pyplot,
     save_figure,
     seed_list,
@@ -59,7 +60,14 @@ from tokentree.harness import (
 )
 
 from ._common import ClaimsBase, RealModelExperiment, RunFolder, setup_torch
-from ._real_readouts import Deltas, ReadoutConfig, bootstrap_min_detectable_effect, joint_interval, stage_table
+from ._real_readouts import (
+    Deltas,
+    ReadoutConfig,
+    bootstrap_min_detectable_effect,
+    joint_interval,
+    stage_table,
+    widest_interval,
+)
 
 __all__ = ["DataConfig", "GridConfig", "MethodsConfig", "RealMethodsClaims", "Config", "run", "matched"]
 
@@ -295,26 +303,29 @@ def _summarise(config: Config, folder: RunFolder, results: dict, skipped: list) 
     lo, hi = rules.equivalence_band
     models = [_Model(name, info, config.grid.steps) for name, info in results.items()]
     first = models[0]
-    rows, worst, where, per_model = [], 0.0, None, {}
+    rows = []
     for m in models:
         info = {"base": {"model": m.name}, **{f"{meth}.s{s}": {"model": m.name, "method": meth, "step": s}
                                                for meth in m.methods for s in config.grid.steps}}
-        for r in stage_table(m.deltas, info, n_boot=nb, level=lv):
-            rows.append(r)
-            if r["set"] != "kl_a" and r["stage"] != "base" and math.isfinite(r["half_width_nats"]):
-                key = f"{m.name}.{r['stage'].split('.')[0]}.{r['set']}"
-                per_model[key] = max(per_model.get(key, 0.0), r["half_width_nats"])
-                if r["half_width_nats"] > worst:
-                    worst, where = r["half_width_nats"], {"model": m.name, "stage": r["stage"], "set": r["set"],
-                                                          "delta_nats_per_token": r["delta_nats_per_token"]}
+        rows += stage_table(m.deltas, info, n_boot=nb, level=lv)
     write_csv(folder.path / "readouts.csv", rows)
+    readouts = [r for r in rows if r["set"] != "kl_a"]
+    worst, ok = widest_interval(readouts, rules.max_half_width_nats)
+    per_model: dict[str, float] = {}
+    for r in readouts:
+        if r["stage"] != "base":
+            key = f"{r['model']}.{r['method']}.{r['set']}"
+            per_model[key] = max(per_model.get(key, 0.0), r["half_width_nats"])
     claims = [Claim(id="real_methods.readout_precision", tier="sanity",
                     statement="every paired read-out change (D_a, D_t, near, far, every model, method and step) has a "
                               "CI half-width at most the pre-registered precision",
-                    predicted=rules.max_half_width_nats, measured=worst, ci=None,
-                    verdict="holds" if worst <= rules.max_half_width_nats else "fails",
+                    predicted=rules.max_half_width_nats, measured=worst["half_width_nats"], ci=None,
+                    verdict=exact_verdict(ok),
                     rule=f"max half-width <= {rules.max_half_width_nats} nats/token", source="issue 13 must-show",
-                    details={"units": "nats/token", "worst": where, "max_half_width_per_model_method_set": per_model})]
+                    details={"units": "nats/token",
+                             "worst": {k: worst[k] for k in ("model", "stage", "set", "half_width_nats",
+                                                             "delta_nats_per_token")},
+                             "max_half_width_per_model_method_set": per_model})]
 
     def band_claim(cid, stat, statement, details):
         est, ci = joint_interval([m.deltas for m in (models if cid.endswith("base_vs_instruct") else [first])],

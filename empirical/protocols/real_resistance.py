@@ -305,10 +305,9 @@ def _readout_sets(config: Config) -> dict:
 
 def _readout_table(config: Config, base: dict, records: list[dict]) -> tuple[list[dict], Claim]:
     """Per stage (θ1..θ3, every path end) and set: the paired change against θ0; the precision claim."""
-    import math
 
     from ..readouts import CodeLengths
-    from ._real_readouts import Deltas, stage_table
+    from ._real_readouts import Deltas, stage_table, widest_interval
 
     b = {x: CodeLengths.from_dict(v) for x, v in base["readouts"].items()}
     names = list(records[0]["readouts"])
@@ -316,9 +315,7 @@ def _readout_table(config: Config, base: dict, records: list[dict]) -> tuple[lis
               for n in names}
     rows = stage_table(Deltas(b, stages), {}, n_boot=config.readout.n_boot, level=config.claims.ci_level)
     limit = config.claims.max_half_width_nats
-    after = [r for r in rows if r["stage"] != "base"]
-    worst = max(after, key=lambda r: r["half_width_nats"] if math.isfinite(r["half_width_nats"]) else math.inf)
-    ok = all(math.isfinite(r["half_width_nats"]) and r["half_width_nats"] <= limit for r in after)
+    worst, ok = widest_interval(rows, limit)
     claim = Claim(id="real_resistance.readout_precision", tier="sanity",
                   statement=f"Every paired change of the four read-outs (θ_k and every path end against θ0) has a "
                             f"CI half-width of at most {limit:g} nats/token.",
